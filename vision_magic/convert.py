@@ -1,0 +1,417 @@
+"""Turn one image (encoded bytes or a PIL image) into exactly what the model will see.
+
+Pure: Pillow only (no IPython, no openai). The policy, in order:
+
+1. Sniff the MIME type from the bytes; refuse what is not an image, and what is too large to decode safely,
+   before decoding anything.
+2. Work out the size the model really uses (:mod:`vision_magic.profiles`) in upright orientation.
+3. If the file is already in an API format, upright, opaque or PNG, in a plain mode and no larger than that
+   size, send its own bytes with metadata stripped losslessly (no decode, no re-encode).
+4. Otherwise decode (JPEG draft decoding at the target scale), apply EXIF orientation, take the first frame,
+   convert the mode without visible damage (alpha over white, 16-bit scaled), resize with a good filter, and
+   encode by content: photos as JPEG, graphics (plots, screenshots, line art) as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SourceError
+from .profiles import DEFAULT_PROFILE, ModelProfile, image_tokens, used_size
+from .sniff import API_MIMES, sniff_mime, strip_jpeg, strip_png
+
+MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshold (2 x MAX_IMAGE_PIXELS)
+
+_UNSUPPORTED_HINTS = {
+    "image/svg+xml": "SVG is a vector format the API does not take; render it to PNG first "
+    "(e.g. cairosvg.svg2png(url=path, write_to='out.png'))",
+    "image/heic": "HEIC needs a decoder: pip install pillow-heif, or convert it to JPEG first",
+    "image/avif": "AVIF needs a decoder: pip install pillow-avif-plugin (or a Pillow built with AVIF), "
+    "or convert it to JPEG first",
+    "application/pdf": "a PDF is not an image; render a page to PNG first (e.g. with pdftoppm or pypdfium2)",
+    "text/html": "this is an HTML page, not an image (a web page URL instead of the image's own URL?)",
+}
+
+
+@dataclass
+class ImageOptions:
+    """How to prepare images: the model's profile, detail level, and encoding choices."""
+
+    profile: ModelProfile = DEFAULT_PROFILE
+    detail: str = "auto"
+    resize: bool = True
+    jpeg_quality: int = 85
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass(repr=False)
+class PreparedImage:
+    """One image as it goes on the wire, with what it costs.
+
+    ``url`` is a ``data:`` URL (local images) or the ``http(s)`` link given; ``width``/``height``/``mime``/
+    ``nbytes`` describe what is sent (None for links, which the server fetches itself).
+    """
+
+    source: str
+    url: str
+    detail: str
+    mime: str | None = None
+    width: int | None = None
+    height: int | None = None
+    original_size: tuple[int, int] | None = None
+    nbytes: int | None = None
+    tokens: int | None = None
+    notes: list[str] = field(default_factory=list)
+    data: bytes | None = None
+
+    def part(self) -> dict[str, Any]:
+        """The Chat Completions content part for this image."""
+        return {"type": "image_url", "image_url": {"url": self.url, "detail": self.detail}}
+
+    @property
+    def is_link(self) -> bool:
+        return not self.url.startswith("data:")
+
+    def describe(self) -> str:
+        """One short line: source, MIME, size and bytes (never the payload)."""
+        if self.is_link:
+            return f"{self.source} (link, fetched by the server)"
+        size = f"{self.width}x{self.height}"
+        return f"{self.source} {self.mime} {size}, {_human_bytes(self.nbytes or 0)}"
+
+    def __repr__(self) -> str:
+        return f"<PreparedImage {self.describe()}>"
+
+
+def _human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def data_url(mime: str, data: bytes) -> str:
+    """A base64 ``data:`` URL.
+
+    Examples
+    --------
+    >>> data_url("image/png", b"abc")
+    'data:image/png;base64,YWJj'
+    """
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _orientation(img: Any) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block must not make the image unusable
+        return 1
+
+
+def _open(data: bytes, source: str, max_pixels: int) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    mime = sniff_mime(data)
+    if not data:
+        raise SourceError(source, "the file is empty")
+    if mime in _UNSUPPORTED_HINTS:
+        try:  # a plugin (pillow-heif, ...) may make Pillow able to read it after all
+            if mime in ("image/heic", "image/avif"):
+                return _checked_open(Image, io.BytesIO(data), source, max_pixels)
+        except SourceError:
+            pass
+        raise SourceError(source, _UNSUPPORTED_HINTS[mime])
+    try:
+        return _checked_open(Image, io.BytesIO(data), source, max_pixels)
+    except UnidentifiedImageError:
+        if mime is None:
+            head = bytes(data[:12])
+            raise SourceError(source, f"not an image (the bytes start with {head!r})") from None
+        raise SourceError(source, f"corrupt or unsupported {mime} image (Pillow cannot read it)") from None
+
+
+def _checked_open(Image: Any, fp: Any, source: str, max_pixels: int) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(fp)
+        except Image.DecompressionBombError:
+            raise SourceError(
+                source,
+                f"the image is too large to decode safely (over {max_pixels // 1_000_000} megapixels); "
+                "downscale it first",
+            ) from None
+        except (OSError, SyntaxError, ValueError) as e:
+            if isinstance(e, Image.UnidentifiedImageError):
+                raise
+            raise SourceError(source, f"corrupt image ({e})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise SourceError(
+            source,
+            f"the image is {w}x{h} pixels, too large to decode safely (limit {max_pixels // 1_000_000} "
+            "megapixels); downscale it first",
+        )
+    if w < 1 or h < 1:
+        raise SourceError(source, f"the image has no pixels ({w}x{h})")
+    return img
+
+
+def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _alpha_in_use(img: Any) -> bool:
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        a = img.convert("RGBA").getchannel("A") if img.mode == "P" else img.getchannel("A")
+        return a.getextrema()[0] < 255
+    return "transparency" in img.info
+
+
+def _passthrough(data: bytes, img: Any, mime: str, target: tuple[int, int], orientation: int) -> bytes | None:
+    """The original bytes (metadata stripped) when they can go out as they are, else None."""
+    if mime not in API_MIMES or orientation != 1 or target != img.size:
+        return None
+    if getattr(img, "is_animated", False):
+        return None
+    if mime == "image/jpeg":
+        return strip_jpeg(data) if img.mode in ("RGB", "L") else None
+    if mime == "image/png":
+        if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
+            return None  # 16-bit and others: convert
+        if img.mode in ("RGBA", "LA") or "transparency" in img.info:
+            if _alpha_in_use(img):
+                return None
+        return strip_png(data)
+    # WEBP and still GIF: no lossless stripper here; re-encode only when they carry metadata.
+    if any(k in img.info for k in ("exif", "xmp", "comment", "icc_profile")):
+        return None
+    return data
+
+
+def to_display_mode(img: Any, notes: list[str] | None = None) -> Any:
+    """``img`` converted to RGB or L without visible damage: alpha composited on white, 16-bit and float
+    images scaled into 8 bits (not clipped), palette and CMYK expanded.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> to_display_mode(Image.new("RGBA", (2, 2), (0, 0, 0, 0))).getpixel((0, 0))
+    (255, 255, 255)
+    """
+    from PIL import Image
+
+    notes = notes if notes is not None else []
+    mode = img.mode
+    if mode in ("RGB", "L"):
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _scale_high_depth(img, notes)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            notes.append("transparency composited on white")
+            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            bg.alpha_composite(rgba)
+            rgba = bg
+        return rgba.convert("L" if mode in ("LA", "La") else "RGB")
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    return img.convert("RGB")
+
+
+def _scale_high_depth(img: Any, notes: list[str]) -> Any:
+    """16/32-bit integer or float gray to 8-bit: divide by the bit depth the data really uses."""
+    if img.mode not in ("I", "F"):
+        img = img.convert("I")
+    lo, hi = img.getextrema()
+    if img.mode == "F":
+        if lo >= 0 and hi <= 1:  # float in [0, 1]
+            scale, offset = 255.0, 0.0
+        else:
+            span = (hi - lo) or 1.0
+            scale, offset = 255.0 / span, -lo * 255.0 / span
+            notes.append(f"float values {lo:g}..{hi:g} scaled to 0..255")
+        return img.point(lambda v: v * scale + offset).convert("L")
+    bits = max(8, math.ceil(math.log2(max(hi, 1) + 1)))
+    if bits > 8:
+        notes.append(f"{bits}-bit values scaled to 8 bits")
+    top = (1 << bits) - 1
+    return img.point(lambda v: v * (255.0 / top)).convert("L")
+
+
+def looks_like_photo(img: Any) -> bool:
+    """True for continuous-tone content (photos, renders), False for graphics with large flat areas
+    (plots, screenshots, diagrams, line art), judged on a small nearest-neighbour sample."""
+    from PIL import Image
+
+    sample = img if img.mode in ("RGB", "L") else img.convert("RGB")
+    sample = sample.resize((min(128, sample.width), min(128, sample.height)), Image.Resampling.NEAREST)
+    total = sample.width * sample.height
+    colors = sample.getcolors(maxcolors=total) or []
+    if len(colors) <= 256:
+        return False
+    top = sum(sorted((c for c, _ in colors), reverse=True)[:16])
+    return top / total < 0.5
+
+
+def encode(img: Any, *, photo: bool, quality: int = 85) -> tuple[bytes, str]:
+    """Encode ``img`` (RGB or L) as JPEG when ``photo``, else PNG; returns (bytes, MIME)."""
+    buf = io.BytesIO()
+    if photo:
+        img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False)
+        return buf.getvalue(), "image/jpeg"
+    img.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue(), "image/png"
+
+
+def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None) -> PreparedImage:
+    """Prepare encoded image bytes (any format Pillow reads) for sending.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGB", (4000, 3000), "red").save(buf, "JPEG")
+    >>> img = prepare_bytes(buf.getvalue(), "red.jpg", ImageOptions(detail="high"))
+    >>> (img.mime, img.width, img.height, img.tokens)
+    ('image/jpeg', 1024, 768, 765)
+    """
+    options = options or ImageOptions()
+    data = bytes(data)
+    img = _open(data, source, options.max_pixels)
+    mime = sniff_mime(data) or _pil_mime(img)
+    orientation = _orientation(img)
+    upright = _upright(img.size, orientation)
+    target = used_size(*upright, options.profile, options.detail) if options.resize else upright
+    try:
+        out = _passthrough(data, img, mime, target, orientation)
+        if out is not None:
+            return _finish(source, out, mime, target, upright, options, [])
+        return _convert(img, source, mime, orientation, target, upright, options)
+    except SourceError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise SourceError(source, f"corrupt {mime} image ({e})") from None
+
+
+def _pil_mime(img: Any) -> str:
+    from PIL import Image
+
+    return Image.MIME.get(img.format or "", "application/octet-stream")
+
+
+def _convert(
+    img: Any,
+    source: str,
+    mime: str,
+    orientation: int,
+    target: tuple[int, int],
+    upright: tuple[int, int],
+    options: ImageOptions,
+) -> PreparedImage:
+    from PIL import Image, ImageOps
+
+    notes: list[str] = []
+    if mime == "image/jpeg" and target != upright:
+        # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation).
+        img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(target, orientation))
+    if getattr(img, "is_animated", False):
+        notes.append(f"first of {getattr(img, 'n_frames', '?')} frames")
+        img.seek(0)
+    img.load()
+    if orientation != 1:
+        img = ImageOps.exif_transpose(img)
+        notes.append(f"rotated upright (EXIF orientation {orientation})")
+    img = to_display_mode(img, notes)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
+    photo = mime == "image/jpeg" or looks_like_photo(img)
+    out, out_mime = encode(img, photo=photo, quality=options.jpeg_quality)
+    return _finish(source, out, out_mime, img.size, upright, options, notes)
+
+
+def prepare_image(img: Any, source: str, options: ImageOptions | None = None) -> PreparedImage:
+    """Prepare an in-memory ``PIL.Image.Image`` (EXIF orientation in its ``getexif()`` is applied).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> prepare_image(Image.new("RGBA", (300, 200)), "img").describe()
+    'img image/png 300x200, 1 KB'
+    """
+    from PIL import Image, ImageOps
+
+    options = options or ImageOptions()
+    notes: list[str] = []
+    orientation = _orientation(img)
+    if orientation != 1:
+        img = ImageOps.exif_transpose(img)
+        notes.append(f"rotated upright (EXIF orientation {orientation})")
+    upright = img.size
+    if upright[0] * upright[1] > options.max_pixels:
+        raise SourceError(source, f"the image is {upright[0]}x{upright[1]} pixels, too large; downscale it first")
+    target = used_size(*upright, options.profile, options.detail) if options.resize else upright
+    if getattr(img, "is_animated", False):
+        img.seek(0)
+        notes.append("first frame")
+    img = to_display_mode(img, notes)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
+    out, mime = encode(img, photo=looks_like_photo(img), quality=options.jpeg_quality)
+    return _finish(source, out, mime, img.size, upright, options, notes)
+
+
+def _finish(
+    source: str,
+    data: bytes,
+    mime: str,
+    size: tuple[int, int],
+    upright: tuple[int, int],
+    options: ImageOptions,
+    notes: list[str],
+) -> PreparedImage:
+    tokens = image_tokens(*size, options.profile, options.detail)
+    return PreparedImage(
+        source=source,
+        url=data_url(mime, data),
+        detail=options.detail,
+        mime=mime,
+        width=size[0],
+        height=size[1],
+        original_size=upright,
+        nbytes=len(data),
+        tokens=tokens,
+        notes=notes,
+        data=data,
+    )
+
+
+def prepare_link(url: str, source: str, options: ImageOptions | None = None) -> PreparedImage:
+    """An ``http(s)`` image link, sent as-is for the server to fetch (size and tokens unknown)."""
+    options = options or ImageOptions()
+    return PreparedImage(source=source, url=url, detail=options.detail)
+
+
+def decode_data_url(url: str, source: str) -> bytes:
+    """The bytes inside a base64 ``data:`` URL."""
+    head, _, payload = url.partition(",")
+    if not head.startswith("data:") or ";base64" not in head:
+        raise SourceError(source, "only base64 data: URLs are supported (data:image/png;base64,...)")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise SourceError(source, "the data: URL's base64 payload is malformed") from None

@@ -1,0 +1,70 @@
+"""The project's exceptions: each message is one line saying what happened and how to fix it."""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+class VisionMagicError(Exception):
+    """Base class of every error vision_magic shows a user; ``str(err)`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(" ".join(str(message).split())))
+
+
+class SourceError(VisionMagicError):
+    """One image source could not be used.
+
+    Examples
+    --------
+    >>> str(SourceError("cat.png", "file not found"))
+    'cat.png: file not found'
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class SourceErrors(VisionMagicError):
+    """Several sources of one request could not be used; nothing was sent."""
+
+    def __init__(self, errors: list[SourceError]) -> None:
+        self.errors = errors
+        if len(errors) == 1:
+            msg = f"{errors[0]} (nothing was sent)"
+        else:
+            msg = f"{len(errors)} sources could not be used, nothing was sent: " + "; ".join(map(str, errors))
+        super().__init__(msg)
+
+
+class ConfigError(VisionMagicError):
+    """Missing or wrong configuration (API key, base URL, model profile)."""
+
+
+class APIError(VisionMagicError):
+    """The server answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like an API key, and the configured keys themselves, from ``text``.
+
+    Examples
+    --------
+    >>> redact("Incorrect API key provided: sk-proj-abcdefghijklmnop")
+    'Incorrect API key provided: sk-***'
+    """
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"):
+        key = os.environ.get(name)
+        if key and len(key) >= 6:
+            text = text.replace(key, "***")
+    return _KEY_PATTERN.sub(lambda m: "Bearer ***" if m.group(0).startswith("Bearer") else "sk-***", text)

@@ -1,0 +1,259 @@
+"""Resolve anything a user may point at into prepared images.
+
+Pure: no IPython, no openai. A source is a URL, a ``data:`` URL, a path, a glob, a directory, bytes, a
+file-like object, a ``PIL.Image.Image``, a matplotlib ``Figure``/``Axes``, a numpy array, any object with
+``_repr_png_``/``_repr_jpeg_`` (IPython's ``Image``), or a list/tuple of these. Every problem of every source is
+collected first and raised together, so nothing is sent when any source is bad.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .convert import (
+    ImageOptions,
+    PreparedImage,
+    decode_data_url,
+    prepare_bytes,
+    prepare_image,
+    prepare_link,
+)
+from .errors import SourceError, SourceErrors
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+# Called with (url, label) to turn an http(s) link into a prepared image; None sends links as they are.
+LinkHandler = Callable[[str, str], PreparedImage]
+
+
+def prepare_sources(
+    sources: Iterable[Any],
+    options: ImageOptions | None = None,
+    *,
+    labels: Iterable[str] | None = None,
+    link_handler: LinkHandler | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> list[PreparedImage]:
+    """Prepare every image of ``sources`` in order; raise :class:`SourceErrors` listing all bad ones.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> [p.describe() for p in prepare_sources([Image.new("RGB", (64, 32), "white")])]
+    ['image 0 image/png 64x32, 0 KB']
+    """
+    options = options or ImageOptions()
+    sources = list(sources)
+    names = list(labels) if labels is not None else [None] * len(sources)
+    out: list[PreparedImage] = []
+    errors: list[SourceError] = []
+    for i, (src, name) in enumerate(zip(sources, names)):
+        label = name or _default_label(src, i)
+        for item in _expand(src, label, base_dir, errors):
+            try:
+                out.append(_prepare_one(item[0], item[1], options, link_handler))
+            except SourceError as e:
+                errors.append(e)
+            except MemoryError:
+                errors.append(SourceError(item[1], "not enough memory to decode this image; downscale it first"))
+    if errors:
+        raise SourceErrors(errors)
+    return out
+
+
+def _default_label(src: Any, i: int) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        s = os.fspath(src)
+        return s if not s.startswith("data:") else f"data URL ({len(s)} chars)"
+    return f"image {i}"
+
+
+def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> Iterator[tuple[Any, str]]:
+    """Flatten lists, globs and directories into (object, label) pairs; record what resolves to nothing."""
+    if isinstance(src, (list, tuple)):
+        if not src:
+            errors.append(SourceError(label, "the list is empty"))
+        for j, item in enumerate(src):
+            yield from _expand(item, f"{label}[{j}]", base_dir, errors)
+        return
+    if isinstance(src, str) and src.startswith(("http://", "https://", "data:")):
+        yield src, label
+        return
+    if isinstance(src, (str, os.PathLike)):
+        try:
+            yield from ((p, str(p) if label == os.fspath(src) else f"{label}: {p.name}") for p in find_files(src, base_dir))
+        except SourceError as e:
+            errors.append(SourceError(label, e.reason) if label != os.fspath(src) else e)
+        return
+    yield src, label
+
+
+def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The image files a path, glob or directory names (``~`` expanded, relative to ``base_dir`` or the
+    working directory; globs and directories sorted by name).
+
+    Examples
+    --------
+    >>> find_files("no/such/file.png")
+    Traceback (most recent call last):
+    ...
+    vision_magic.errors.SourceError: no/such/file.png: file not found (looked for ...no/such/file.png)
+    """
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir or os.getcwd()) / path
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+        if not found:
+            raise SourceError(text, f"the directory has no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+        return found
+    if any(ch in text for ch in "*?["):
+        matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+        if not matches:
+            raise SourceError(text, "no files match this pattern")
+        return matches
+    if path.exists():
+        raise SourceError(text, "not a regular file")
+    raise SourceError(text, f"file not found (looked for {path})")
+
+
+def _prepare_one(obj: Any, label: str, options: ImageOptions, link_handler: LinkHandler | None) -> PreparedImage:
+    if isinstance(obj, str):
+        if obj.startswith(("http://", "https://")):
+            return link_handler(obj, label) if link_handler else prepare_link(obj, label, options)
+        if obj.startswith("data:"):
+            return prepare_bytes(decode_data_url(obj, label), label, options)
+    if isinstance(obj, Path):
+        return prepare_bytes(read_file(obj, label), label, options)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return prepare_bytes(bytes(obj), label, options)
+    kind = _kind(obj)
+    if kind == "pil":
+        return prepare_image(obj, label, options)
+    if kind == "figure":
+        return prepare_figure(obj, label, options)
+    if kind == "axes":
+        return prepare_figure(obj.get_figure(), label, options)
+    if kind == "ndarray":
+        return prepare_image(array_to_image(obj, label), label, options)
+    if hasattr(obj, "read") and callable(obj.read):
+        return prepare_bytes(obj.read(), label, options)
+    for method in ("_repr_png_", "_repr_jpeg_"):
+        if callable(getattr(obj, method, None)):
+            data = getattr(obj, method)()
+            if isinstance(data, tuple):  # (data, metadata)
+                data = data[0]
+            if isinstance(data, str):
+                import base64
+
+                data = base64.b64decode(data)
+            if data:
+                return prepare_bytes(data, label, options)
+    raise SourceError(
+        label,
+        f"a {type(obj).__name__} is not an image source (use a path, URL, PIL image, matplotlib figure, "
+        "numpy array or bytes)",
+    )
+
+
+def _kind(obj: Any) -> str | None:
+    """What ``obj`` is, by its class's module, without importing PIL, matplotlib or numpy."""
+    for cls in type(obj).__mro__:
+        mod = cls.__module__ or ""
+        if mod.startswith("PIL.") and cls.__name__ == "Image":
+            return "pil"
+        if mod.startswith("matplotlib.figure") and cls.__name__ in ("Figure", "SubFigure"):
+            return "figure"
+        if mod.startswith("matplotlib.axes") and cls.__name__ in ("Axes", "_AxesBase"):
+            return "axes"
+        if mod == "numpy" and cls.__name__ == "ndarray":
+            return "ndarray"
+    return None
+
+
+def read_file(path: Path, label: str) -> bytes:
+    """The bytes of ``path``, refusing files too large to be an image worth sending."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SourceError(label, f"the file is {size / 1e6:.0f} MB, too large (limit {MAX_FILE_BYTES // 1_000_000} MB)")
+        return path.read_bytes()
+    except PermissionError:
+        raise SourceError(label, "permission denied when reading the file") from None
+    except FileNotFoundError:
+        raise SourceError(label, "file not found") from None
+    except IsADirectoryError:
+        raise SourceError(label, "is a directory") from None
+
+
+def array_to_image(arr: Any, label: str) -> Any:
+    """A numpy array (HxW, HxWx1, HxWx3, HxWx4; uint8, uint16, bool, or float in [0, 1]) as a PIL image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> array_to_image(np.zeros((2, 3, 3)), "a").size
+    (3, 2)
+    """
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise SourceError(label, f"an array of shape {a.shape} is not an image (use HxW, HxWx3 or HxWx4)")
+    if a.size == 0:
+        raise SourceError(label, f"the array is empty (shape {a.shape})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        if np.isnan(a).any() or lo < 0 or hi > 1:
+            raise SourceError(
+                label,
+                f"float array values must be in [0, 1] (found {lo:g}..{hi:g}); scale it, e.g. arr / arr.max()",
+            )
+        a = (a * 255 + 0.5).astype(np.uint8)
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        return Image.fromarray(a.astype(np.int32), mode="I")
+    elif a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise SourceError(label, f"{a.dtype} values {lo}..{hi} do not fit 0..255; convert to uint8 first")
+        a = a.astype(np.uint8)
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[a.ndim if a.ndim == 2 else a.shape[2]]
+    return Image.fromarray(np.ascontiguousarray(a), mode=mode)
+
+
+def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) -> PreparedImage:
+    """Render a matplotlib figure as the inline backend shows it (tight bounding box), at a dpi that
+    already gives the size the model uses, so nothing is rendered larger only to be shrunk."""
+    from .profiles import used_size
+
+    options = options or ImageOptions()
+    if fig is None:
+        raise SourceError(label, "the Axes belongs to no figure")
+    dpi = float(fig.dpi)
+    w, h = (float(v) * dpi for v in fig.get_size_inches())
+    if options.resize and w > 0 and h > 0:
+        tw, _ = used_size(round(w), round(h), options.profile, options.detail)
+        if tw < w:
+            dpi *= tw / w
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    except Exception as e:  # a broken artist; say which figure and why
+        raise SourceError(label, f"matplotlib could not draw the figure ({type(e).__name__}: {e})") from None
+    return prepare_bytes(buf.getvalue(), label, options)
