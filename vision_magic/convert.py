@@ -185,9 +185,8 @@ def _passthrough(data: bytes, img: Any, mime: str, target: tuple[int, int], orie
     if mime == "image/png":
         if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
             return None  # 16-bit and others: convert
-        if img.mode in ("RGBA", "LA") or "transparency" in img.info:
-            if _alpha_in_use(img):
-                return None
+        if (img.mode in ("RGBA", "LA") or "transparency" in img.info) and _alpha_in_use(img):
+            return None
         return strip_png(data)
     # WEBP and still GIF: no lossless stripper here; re-encode only when they carry metadata.
     if any(k in img.info for k in ("exif", "xmp", "comment", "icc_profile")):
@@ -362,7 +361,9 @@ def prepare_image(img: Any, source: str, options: ImageOptions | None = None) ->
         notes.append(f"rotated upright (EXIF orientation {orientation})")
     upright = img.size
     if upright[0] * upright[1] > options.max_pixels:
-        raise SourceError(source, f"the image is {upright[0]}x{upright[1]} pixels, too large; downscale it first")
+        raise SourceError(
+            source, f"the image is {upright[0]}x{upright[1]} pixels, too large; downscale it first"
+        )
     target = used_size(*upright, options.profile, options.detail) if options.resize else upright
     if getattr(img, "is_animated", False):
         img.seek(0)

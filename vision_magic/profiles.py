@@ -70,8 +70,24 @@ PROFILES: dict[str, ModelProfile] = {
         _p("gpt-5-chat-latest", base=70, tile=140, price_in=1.25, price_out=10.0),
         _p("gpt-5-mini", rule="patch", multiplier=1.2, price_in=0.25, price_out=2.0),
         _p("gpt-5-nano", rule="patch", multiplier=1.5, price_in=0.05, price_out=0.4),
-        _p("gpt-5.4", rule="patch", patch_budget=2500, multiplier=1.0, original_budget=10000, price_in=2.5, price_out=15.0),
-        _p("gpt-5.5", rule="patch", patch_budget=2500, multiplier=1.0, original_budget=10000, price_in=5.0, price_out=30.0),
+        _p(
+            "gpt-5.4",
+            rule="patch",
+            patch_budget=2500,
+            multiplier=1.0,
+            original_budget=10000,
+            price_in=2.5,
+            price_out=15.0,
+        ),
+        _p(
+            "gpt-5.5",
+            rule="patch",
+            patch_budget=2500,
+            multiplier=1.0,
+            original_budget=10000,
+            price_in=5.0,
+            price_out=30.0,
+        ),
         _p("o1", base=75, tile=150, price_in=15.0, price_out=60.0),
         _p("o1-pro", base=75, tile=150, price_in=150.0, price_out=600.0),
         _p("o3", base=75, tile=150, price_in=2.0, price_out=8.0),
@@ -159,7 +175,11 @@ def used_size(w: int, h: int, profile: ModelProfile, detail: str = "auto") -> tu
         w, h = _fit(w, h, profile.max_side)
         if min(w, h) > profile.short_side:
             s = profile.short_side / min(w, h)
-            w, h = (profile.short_side, max(1, round(h * s))) if w <= h else (max(1, round(w * s)), profile.short_side)
+            w, h = (
+                (profile.short_side, max(1, round(h * s)))
+                if w <= h
+                else (max(1, round(w * s)), profile.short_side)
+            )
         return w, h
     if profile.rule == "patch":
         if detail == "original":

@@ -62,9 +62,8 @@ def _keep_jpeg_segment(marker: int, payload: bytes) -> bool:
         return payload.startswith(b"ICC_PROFILE\x00")
     if marker == 0xEE:
         return payload.startswith(b"Adobe")
-    if 0xE1 <= marker <= 0xEF or marker == 0xFE:  # EXIF/XMP/IPTC/comments/maker notes
-        return False
-    return True
+    # EXIF/XMP/IPTC (APP1..APP15) and comments go; structural segments stay.
+    return not (0xE1 <= marker <= 0xEF or marker == 0xFE)
 
 
 def strip_jpeg(data: bytes) -> bytes:

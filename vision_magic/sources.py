@@ -25,11 +25,31 @@ from .convert import (
 )
 from .errors import SourceError, SourceErrors
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+)
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 # Called with (url, label) to turn an http(s) link into a prepared image; None sends links as they are.
 LinkHandler = Callable[[str, str], PreparedImage]
+
+
+class BadSource:
+    """A placeholder for a source that already failed to resolve (e.g. an unknown variable on the magic
+    line), so its error is listed together with every other problem of the request."""
+
+    def __init__(self, error: SourceError) -> None:
+        self.error = error
 
 
 def prepare_sources(
@@ -53,7 +73,7 @@ def prepare_sources(
     names = list(labels) if labels is not None else [None] * len(sources)
     out: list[PreparedImage] = []
     errors: list[SourceError] = []
-    for i, (src, name) in enumerate(zip(sources, names)):
+    for i, (src, name) in enumerate(zip(sources, names, strict=False)):
         label = name or _default_label(src, i)
         for item in _expand(src, label, base_dir, errors):
             try:
@@ -61,7 +81,9 @@ def prepare_sources(
             except SourceError as e:
                 errors.append(e)
             except MemoryError:
-                errors.append(SourceError(item[1], "not enough memory to decode this image; downscale it first"))
+                errors.append(
+                    SourceError(item[1], "not enough memory to decode this image; downscale it first")
+                )
     if errors:
         raise SourceErrors(errors)
     return out
@@ -76,6 +98,9 @@ def _default_label(src: Any, i: int) -> str:
 
 def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> Iterator[tuple[Any, str]]:
     """Flatten lists, globs and directories into (object, label) pairs; record what resolves to nothing."""
+    if isinstance(src, BadSource):
+        errors.append(src.error)
+        return
     if isinstance(src, (list, tuple)):
         if not src:
             errors.append(SourceError(label, "the list is empty"))
@@ -87,7 +112,10 @@ def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> I
         return
     if isinstance(src, (str, os.PathLike)):
         try:
-            yield from ((p, str(p) if label == os.fspath(src) else f"{label}: {p.name}") for p in find_files(src, base_dir))
+            yield from (
+                (p, str(p) if label == os.fspath(src) else f"{label}: {p.name}")
+                for p in find_files(src, base_dir)
+            )
         except SourceError as e:
             errors.append(SourceError(label, e.reason) if label != os.fspath(src) else e)
         return
@@ -112,7 +140,10 @@ def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | 
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+        found = sorted(
+            (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: p.name,
+        )
         if not found:
             raise SourceError(text, f"the directory has no images (looked for {', '.join(IMAGE_SUFFIXES)})")
         return found
@@ -126,7 +157,9 @@ def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | 
     raise SourceError(text, f"file not found (looked for {path})")
 
 
-def _prepare_one(obj: Any, label: str, options: ImageOptions, link_handler: LinkHandler | None) -> PreparedImage:
+def _prepare_one(
+    obj: Any, label: str, options: ImageOptions, link_handler: LinkHandler | None
+) -> PreparedImage:
     if isinstance(obj, str):
         if obj.startswith(("http://", "https://")):
             return link_handler(obj, label) if link_handler else prepare_link(obj, label, options)
@@ -185,7 +218,9 @@ def read_file(path: Path, label: str) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise SourceError(label, f"the file is {size / 1e6:.0f} MB, too large (limit {MAX_FILE_BYTES // 1_000_000} MB)")
+            raise SourceError(
+                label, f"the file is {size / 1e6:.0f} MB, too large (limit {MAX_FILE_BYTES // 1_000_000} MB)"
+            )
         return path.read_bytes()
     except PermissionError:
         raise SourceError(label, "permission denied when reading the file") from None

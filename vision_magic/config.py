@@ -1,0 +1,74 @@
+"""Settings as traitlets, so ``%config VisionMagic.model = "gpt-4o-mini"`` works in IPython.
+
+The API key is deliberately not a trait: the openai SDK reads it from ``OPENAI_API_KEY`` (or the variable an
+endpoint names), so it never shows up in ``%config``, reprs or saved notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+
+class VisionMagic(Configurable):
+    """Configuration of vision_magic (``%config VisionMagic`` lists the options).
+
+    Examples
+    --------
+    >>> VisionMagic(model="gpt-4o-mini").model
+    'gpt-4o-mini'
+    """
+
+    model = Unicode(help="Model to ask (env VISION_MAGIC_MODEL overrides the built-in default gpt-4o).").tag(
+        config=True
+    )
+    detail = CaselessStrEnum(
+        ["auto", "low", "high", "original"], default_value="auto", help="Image detail level."
+    ).tag(config=True)
+    max_tokens = Int(1024, help="Maximum tokens in the answer.").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Sampling temperature (None: the server's default).").tag(
+        config=True
+    )
+    system = Unicode("", help="System message sent before the question.").tag(config=True)
+    base_url = Unicode(
+        "", help="API base URL (empty: OPENAI_BASE_URL, else api.openai.com). Any OpenAI-compatible server."
+    ).tag(config=True)
+    timeout = Float(120.0, help="Seconds to wait for the server before giving up.").tag(config=True)
+    max_retries = Int(2, help="Retries of transient errors (429, 5xx, connection) with backoff.").tag(
+        config=True
+    )
+    stream = Bool(True, help="Stream the answer as it is written.").tag(config=True)
+    resize = Bool(True, help="Resize images to the resolution the model really uses.").tag(config=True)
+    jpeg_quality = Int(85, help="JPEG quality for photos.").tag(config=True)
+    profiles = Dict(
+        help="Model profile overrides: {name_or_prefix: {field: value}}, see vision_magic.profiles.ModelProfile."
+    ).tag(config=True)
+    dry_run = Bool(
+        False, help="Show what would be sent instead of sending (thumbnails, sizes, request JSON)."
+    ).tag(config=True)
+    render_interval = Float(0.1, help="Seconds between updates of the streaming answer display.").tag(
+        config=True
+    )
+
+    @default("model")
+    def _default_model(self) -> str:
+        return os.environ.get("VISION_MAGIC_MODEL") or "gpt-4o"
+
+
+_current: VisionMagic | None = None
+
+
+def settings() -> VisionMagic:
+    """The active settings: the instance the IPython extension registered, else a default one."""
+    global _current
+    if _current is None:
+        _current = VisionMagic()
+    return _current
+
+
+def set_settings(cfg: VisionMagic) -> None:
+    """Make ``cfg`` the active settings (the extension does this on load)."""
+    global _current
+    _current = cfg

@@ -1,0 +1,141 @@
+"""``%%ask_image``: a thin IPython adapter over :func:`vision_magic.ask`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import last_image
+from .ask import ask
+from .config import VisionMagic, set_settings
+from .errors import SourceError, VisionMagicError
+from .sources import BadSource
+
+# Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
+_SUBSCRIPT = r"\[\s*(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z_]\w*)\s*\]"
+_EXPRESSION = re.compile(rf"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|{_SUBSCRIPT})*$")
+
+
+def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None) -> Any:
+    """What one source token on the magic line means: a variable (or simple expression) in ``namespace``
+    when it evaluates there, else the token itself (a path, glob or URL, resolved later).
+
+    Examples
+    --------
+    >>> resolve_token("imgs[1]", {"imgs": ["a.png", "b.png"]})
+    'b.png'
+    >>> resolve_token("photo.jpg", {})
+    'photo.jpg'
+    """
+    if not _EXPRESSION.match(token):
+        return token
+    try:
+        return eval(token, {"__builtins__": {}}, namespace)  # noqa: S307 - restricted to names/attrs/subscripts
+    except (NameError, AttributeError, KeyError, IndexError, TypeError) as e:
+        if (Path(cwd or ".") / Path(token).expanduser()).exists():
+            return token  # `photo.jpg` is a file here, not an attribute of `photo`
+        if isinstance(e, NameError):
+            if "." in token and "[" not in token:
+                return token  # `chart.png` and no `chart` variable: a path, reported as not found later
+            raise SourceError(token, "no variable of that name in the notebook, and no such file") from None
+        raise SourceError(token, f"{type(e).__name__}: {e} (and no file of that name exists)") from None
+
+
+@magics_class
+class AskImageMagics(Magics):
+    """The ``%%ask_image`` cell magic."""
+
+    def __init__(self, shell: Any, cfg: VisionMagic) -> None:
+        super().__init__(shell)
+        self.cfg = cfg
+
+    @magic_arguments()
+    @argument(
+        "sources",
+        nargs="*",
+        help="Images: URLs, data: URLs, file paths, globs, directories, or names/expressions of notebook "
+        "variables (PIL image, matplotlib Figure/Axes, numpy array, bytes, path, list). None: the last image shown.",
+    )
+    @argument("-m", "--model", help="Model to ask (default: %%config VisionMagic.model, gpt-4o).")
+    @argument("-d", "--detail", choices=["auto", "low", "high", "original"], help="Image detail level.")
+    @argument("--max-tokens", type=int, help="Longest answer in tokens (default 1024).")
+    @argument("--temperature", type=float, help="Sampling temperature.")
+    @argument("--seed", type=int, help="Seed for more repeatable answers.")
+    @argument("--system", help="System message.")
+    @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
+    @argument("--no-resize", action="store_true", help="Send images at their own size (not the model's).")
+    @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
+    @argument("--out", metavar="NAME", help="Store the Answer in this variable.")
+    @cell_magic
+    def ask_image(self, line: str, cell: str) -> None:
+        """Ask a vision model about images; the cell body is the question.
+
+        Examples::
+
+            %%ask_image photo.jpg
+            What is in this photo?
+
+            %%ask_image "my holiday/beach.png" fig https://example.org/chart.png -d low
+            What is different between these three images?
+
+            %%ask_image images/*.png --out answer
+            Which of these plots shows a trend?
+
+            %%ask_image imgs[0] ax.figure --dry-run
+            Compare these.
+
+            %%ask_image
+            What does the plot above show?
+
+        Answers stream in as Markdown; ``vision_magic.last_answer`` holds the last one. Configure defaults
+        with ``%config VisionMagic.model = "gpt-4o-mini"`` (also detail, max_tokens, temperature, system,
+        base_url, timeout). The key comes from OPENAI_API_KEY; OPENAI_BASE_URL picks any compatible server.
+        """
+        args = parse_argstring(self.ask_image, line)
+        if args.out and not args.out.isidentifier():
+            raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
+        sources = [self._resolve(token) for token in args.sources]
+        answer = ask(
+            cell,
+            *sources,
+            model=args.model,
+            detail=args.detail,
+            stream=False if args.no_stream else None,
+            dry_run=True if args.dry_run else None,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            resize=False if args.no_resize else None,
+            labels=list(args.sources),
+        )
+        if args.out:
+            self.shell.user_ns[args.out] = answer
+
+    def _resolve(self, token: str) -> Any:
+        try:
+            return resolve_token(token, self.shell.user_ns)
+        except SourceError as e:
+            return BadSource(e)  # reported with every other bad source, before anything is sent
+
+
+def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """One red line instead of a traceback for every vision_magic error."""
+    line = f"\x1b[31m{etype.__name__}\x1b[0m: {value}"
+    return [line]
+
+
+def load(shell: Any) -> None:
+    """Register the magic, the ``VisionMagic`` configurable, the last-image hook and the error printer."""
+    cfg = next((c for c in shell.configurables if isinstance(c, VisionMagic)), None)
+    if cfg is None:
+        cfg = VisionMagic(parent=shell)
+        shell.configurables.append(cfg)
+    set_settings(cfg)
+    shell.register_magics(AskImageMagics(shell, cfg))
+    last_image.install(shell)
+    shell.set_custom_exc((VisionMagicError,), _show_error)

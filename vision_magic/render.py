@@ -1,0 +1,213 @@
+"""Show answers and dry runs in the notebook; knows IPython display, not openai.
+
+An answer is one display (one ``display_id``) updated in place as tokens arrive, at most every
+``interval`` seconds, with a bundle of ``text/markdown`` and a readable ``text/plain``.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import io
+import json
+import re
+import time
+from typing import Any
+
+from .answer import Answer
+from .convert import PreparedImage
+
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
+_INLINE_MATH = re.compile(r"\\\((.+?)\\\)", re.S)
+_DISPLAY_MATH = re.compile(r"\\\[(.+?)\\\]", re.S)
+
+
+def markdown_math(text: str) -> str:
+    r"""Rewrite the ``\(...\)`` and ``\[...\]`` delimiters models emit into ``$...$`` / ``$$...$$``, which
+    JupyterLab's Markdown renderer typesets (a Markdown parser eats the backslashes otherwise). Code spans and
+    fenced blocks are left alone.
+
+    Examples
+    --------
+    >>> markdown_math(r"Energy \(E = mc^2\), code `\(x\)`")
+    'Energy $E = mc^2$, code `\\(x\\)`'
+    """
+    pieces = _CODE.split(text)
+    for i in range(0, len(pieces), 2):
+        p = _DISPLAY_MATH.sub(lambda m: f"$${m.group(1)}$$", pieces[i])
+        pieces[i] = _INLINE_MATH.sub(lambda m: f"${m.group(1).strip()}$", p)
+    return "".join(pieces)
+
+
+def answer_bundle(text: str, footer: str = "", waiting: bool = False) -> dict[str, str]:
+    """The mime bundle of an answer: Markdown for notebooks, plain text for terminals and exports."""
+    if waiting and not text:
+        return {"text/markdown": "*⏳ waiting for the model…*", "text/plain": "(waiting for the model...)"}
+    md = markdown_math(text)
+    plain = text
+    if footer:
+        md += f"\n\n<sub>{html.escape(footer)}</sub>"
+        plain += f"\n\n-- {footer}"
+    return {"text/markdown": md, "text/plain": plain}
+
+
+class StreamingDisplay:
+    """One display updated in place while text streams in, throttled to one render per ``interval``.
+
+    Examples
+    --------
+    >>> d = StreamingDisplay(interval=0.1, publish=lambda bundle, update: None)
+    >>> d.start(); d.update("Hel"); d.update("Hello"); d.finish(Answer(text="Hello", model="m"))
+    >>> d.renders
+    2
+    """
+
+    def __init__(self, interval: float = 0.1, publish: Any = None) -> None:
+        self.interval = interval
+        self.renders = 0
+        self._last = 0.0
+        self._pending = False
+        self._handle: Any = None
+        self._publish = publish
+
+    def _show(self, bundle: dict[str, str], update: bool) -> None:
+        self.renders += 1
+        if self._publish is not None:
+            self._publish(bundle, update)
+            return
+        from IPython.display import display
+
+        if update and self._handle is not None:
+            self._handle.update(bundle, raw=True)
+        else:
+            self._handle = display(bundle, raw=True, display_id=True)
+
+    def start(self) -> None:
+        self._show(answer_bundle("", waiting=True), update=False)
+        self._last = time.monotonic()
+
+    def update(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._show(answer_bundle(text, waiting=True), update=True)
+            self._last = now
+            self._pending = False
+        else:
+            self._pending = True
+
+    def finish(self, answer: Answer) -> None:
+        text = answer.text or ("" if answer.incomplete else "*(the model returned no text)*")
+        self._show(answer_bundle(text, answer.footer()), update=True)
+        answer._shown = True
+
+
+def show_answer(answer: Answer) -> None:
+    """Display a finished answer once (non-streaming, or replayed)."""
+    from IPython.display import display
+
+    display(answer_bundle(answer.text, answer.footer()), raw=True)
+    answer._shown = True
+
+
+def elide_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the request body with every base64 payload replaced by its size.
+
+    Examples
+    --------
+    >>> b = {"messages": [{"role": "user", "content": [{"type": "image_url",
+    ...       "image_url": {"url": "data:image/png;base64," + "A" * 4000}}]}]}
+    >>> elide_request(b)["messages"][0]["content"][0]["image_url"]["url"]
+    'data:image/png;base64,<4000 base64 chars elided>'
+    """
+    out = copy.deepcopy(body)
+    for msg in out.get("messages", []):
+        content = msg.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            url = part.get("image_url", {}).get("url", "") if isinstance(part, dict) else ""
+            if url.startswith("data:"):
+                head, _, payload = url.partition(",")
+                part["image_url"]["url"] = f"{head},<{len(payload)} base64 chars elided>"
+    return out
+
+
+def _thumbnail(img: PreparedImage, side: int = 160) -> str | None:
+    if not img.data:
+        return None
+    try:
+        from PIL import Image
+
+        from .convert import data_url
+
+        with Image.open(io.BytesIO(img.data)) as im:
+            im.draft("RGB", (side, side))
+            im.thumbnail((side, side))
+            im = im.convert("RGB")
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=80)
+        return data_url("image/jpeg", buf.getvalue())
+    except Exception:
+        return None
+
+
+def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
+    """HTML (thumbnails, sizes, bytes, tokens, the elided request) and plain text for a dry run."""
+    from .convert import _human_bytes
+
+    rows_html = []
+    rows_text = []
+    for img in answer.images:
+        thumb = _thumbnail(img)
+        cell = f'<img src="{thumb}" style="max-width:160px;max-height:160px">' if thumb else "(link)"
+        size = f"{img.width}x{img.height}" if img.width else "fetched by server"
+        orig = f"{img.original_size[0]}x{img.original_size[1]}" if img.original_size else ""
+        nbytes = _human_bytes(img.nbytes) if img.nbytes is not None else ""
+        tokens = "" if img.tokens is None else str(img.tokens)
+        notes = "; ".join(img.notes)
+        rows_html.append(
+            "<tr>"
+            + "".join(
+                f"<td>{c}</td>"
+                for c in (
+                    cell,
+                    html.escape(img.source),
+                    html.escape(img.mime or "link"),
+                    orig,
+                    size,
+                    nbytes,
+                    img.detail,
+                    tokens,
+                    html.escape(notes),
+                )
+            )
+            + "</tr>"
+        )
+        rows_text.append(
+            f"  {img.source}: {img.mime or 'link'} {size} {nbytes} detail={img.detail} tokens={tokens} {notes}".rstrip()
+        )
+    request = json.dumps(elide_request(answer.request or {}), indent=2, ensure_ascii=False)
+    head = (
+        f"Dry run: nothing was sent. {len(answer.images)} image(s), "
+        f"about {answer.estimated_tokens} image tokens for {answer.model}."
+    )
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("", "source", "type", "original", "sent", "bytes", "detail", "tokens", "notes")
+    )
+    page = (
+        f"<div class='vision-magic-dry-run'><p><b>{html.escape(head)}</b> {html.escape(note)}</p>"
+        f"<table><tr>{header}</tr>{''.join(rows_html)}</table>"
+        f"<details><summary>request JSON (base64 elided)</summary><pre>{html.escape(request)}</pre></details></div>"
+    )
+    plain = "\n".join(
+        [head + (" " + note if note else ""), *rows_text, "request JSON (base64 elided):", request]
+    )
+    return {"text/html": page, "text/plain": plain}
+
+
+def show_dry_run(answer: Answer, note: str = "") -> None:
+    from IPython.display import display
+
+    display(dry_run_bundle(answer, note), raw=True)
+    answer._shown = True
