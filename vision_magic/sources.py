@@ -112,14 +112,22 @@ def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> I
         return
     if isinstance(src, (str, os.PathLike)):
         try:
-            yield from (
-                (p, str(p) if label == os.fspath(src) else f"{label}: {p.name}")
-                for p in find_files(src, base_dir)
-            )
+            files = find_files(src, base_dir)
         except SourceError as e:
             errors.append(SourceError(label, e.reason) if label != os.fspath(src) else e)
+            return
+        single = len(files) == 1 and Path(os.fspath(src)).expanduser().name == files[0].name
+        for p in files:
+            yield p, label if single else _relative(p, base_dir)
         return
     yield src, label
+
+
+def _relative(path: Path, base_dir: Any) -> str:
+    try:
+        return str(path.relative_to(Path(base_dir or os.getcwd())))
+    except ValueError:
+        return str(path)
 
 
 def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> list[Path]:
