@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import SourceError
 from .profiles import DEFAULT_PROFILE, ModelProfile, image_tokens, used_size
-from .sniff import API_MIMES, sniff_mime, strip_jpeg, strip_png
+from .sniff import API_MIMES, is_complete, sniff_mime, strip_jpeg, strip_png
 
 MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshold (2 x MAX_IMAGE_PIXELS)
 
@@ -124,7 +124,7 @@ def _open(data: bytes, source: str, max_pixels: int) -> Any:
         try:  # a plugin (pillow-heif, ...) may make Pillow able to read it after all
             if mime in ("image/heic", "image/avif"):
                 return _checked_open(Image, io.BytesIO(data), source, max_pixels)
-        except SourceError:
+        except (SourceError, UnidentifiedImageError):
             pass
         raise SourceError(source, _UNSUPPORTED_HINTS[mime])
     try:
@@ -178,6 +178,8 @@ def _passthrough(data: bytes, img: Any, mime: str, target: tuple[int, int], orie
     """The original bytes (metadata stripped) when they can go out as they are, else None."""
     if mime not in API_MIMES or orientation != 1 or target != img.size:
         return None
+    if not is_complete(data, mime):
+        return None  # decode it: a truncated file then fails with a clear reason instead of going out
     if getattr(img, "is_animated", False):
         return None
     if mime == "image/jpeg":

@@ -130,3 +130,18 @@ def strip_png(data: bytes) -> bytes:
 def png_has_metadata(data: bytes) -> bool:
     """True when a PNG carries chunks that :func:`strip_png` would drop."""
     return len(strip_png(data)) != len(data)
+
+
+def is_complete(data: bytes, mime: str) -> bool:
+    """False when a PNG or JPEG visibly ends early (no IEND chunk / no end-of-image marker).
+
+    Examples
+    --------
+    >>> is_complete(b"\\xff\\xd8\\xff\\xe0", "image/jpeg")
+    False
+    """
+    if mime == "image/png":
+        return bytes(data[-12:-8]) == b"\x00\x00\x00\x00" and bytes(data[-8:-4]) == b"IEND"
+    if mime == "image/jpeg":
+        return bytes(data).rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    return True
