@@ -171,8 +171,11 @@ def ask(
     return send(q, answer, display=display)
 
 
-def send(q: Question, answer: Answer, *, display: bool = True) -> Answer:
-    """Send a prepared question, streaming into one updating display when ``display``."""
+def send(q: Question, answer: Answer, *, display: bool = True, publish: Any = None) -> Answer:
+    """Send a prepared question, streaming into one updating display when ``display``.
+
+    ``publish(bundle, update)`` renders the display somewhere else (the ask panel's output widget).
+    """
     global last_answer
     from .client import make_client, run
 
@@ -181,7 +184,7 @@ def send(q: Question, answer: Answer, *, display: bool = True) -> Answer:
     if display:
         from .render import StreamingDisplay
 
-        view = StreamingDisplay(interval=q.cfg.render_interval)
+        view = StreamingDisplay(interval=q.cfg.render_interval, publish=publish)
         view.start()
     try:
         run(client, q.body, answer, on_text=view.update if view else None)
