@@ -126,6 +126,9 @@ class AskImageMagics(Magics):
 def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
     """One red line instead of a traceback for every vision_magic error."""
     line = f"\x1b[31m{etype.__name__}\x1b[0m: {value}"
+    # IPython ignores what a custom handler returns when the error comes from running code: show it here
+    # (in a kernel this sends the error message, so the notebook shows the line and stops "Run all").
+    shell._showtraceback(etype, value, [line])
     return [line]
 
 
