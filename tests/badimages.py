@@ -120,7 +120,9 @@ def animated_gif(d: Path) -> Path:
 
 def animated_webp(d: Path) -> Path:
     f = _frames()
-    return _save(d / "anim.webp", f[0], "WEBP", save_all=True, append_images=f[1:], duration=100, lossless=True)
+    return _save(
+        d / "anim.webp", f[0], "WEBP", save_all=True, append_images=f[1:], duration=100, lossless=True
+    )
 
 
 def multipage_tiff(d: Path) -> Path:
@@ -165,7 +167,7 @@ def one_pixel(d: Path) -> Path:
 
 
 def strip(d: Path) -> Path:
-    img = Image.linear_gradient("L").resize((20000, 40)).convert("RGB")
+    img = Image.linear_gradient("L").transpose(Image.Transpose.TRANSPOSE).resize((20000, 40)).convert("RGB")
     return _save(d / "strip.png", img, "PNG")
 
 

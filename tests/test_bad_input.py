@@ -1,0 +1,219 @@
+"""Issue 6, bad input: every awkward or broken image ends in a correct content part or one clear line.
+
+The corpus is generated in tmp dirs (tests/badimages.py). Good-but-awkward images are checked by decoding
+what would be sent; bad ones by the one-line SourceError; a request with several bad sources lists every
+problem together and sends nothing (the test server sees zero requests).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from badimages import BAD, CASES, make_corpus
+from hardening_helpers import shell_with_displays
+from PIL import Image
+
+import vision_magic
+from vision_magic.errors import SourceError, SourceErrors
+from vision_magic.profiles import DEFAULT_PROFILE, used_size
+from vision_magic.sources import prepare_sources
+
+
+@pytest.fixture
+def ishell(monkeypatch):
+    yield from shell_with_displays(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("badimages"))
+
+
+def sent_image(img) -> Image.Image:
+    """Decode what would go on the wire (the data URL's bytes), checking they match the part."""
+    assert img.url.startswith(f"data:{img.mime};base64,")
+    part = img.part()
+    assert part["type"] == "image_url" and part["image_url"]["url"] == img.url
+    out = Image.open(io.BytesIO(img.data))
+    out.load()
+    assert out.size == (img.width, img.height)
+    assert Image.MIME[out.format] == img.mime
+    return out
+
+
+def prepare_one(path):
+    [img] = prepare_sources([path])
+    return img
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_source_is_one_line_naming_source_and_reason(corpus, name):
+    path = corpus[name]
+    with pytest.raises(SourceErrors) as info:
+        prepare_sources([path])
+    [err] = info.value.errors
+    assert isinstance(err, SourceError)
+    assert err.source == str(path)
+    assert BAD[name].lower() in err.reason.lower()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path)) and "nothing was sent" in message
+    assert "Traceback" not in message and "BytesIO" not in message
+
+
+def test_unsupported_formats_say_how_to_convert(corpus):
+    for name, fix in (
+        ("svg", "render it to PNG"),
+        ("heic", "convert it to JPEG"),
+        ("avif", "convert it to JPEG"),
+    ):
+        with pytest.raises(SourceErrors, match=fix):
+            prepare_sources([corpus[name]])
+
+
+def test_huge_header_refused_before_decoding(corpus, monkeypatch):
+    from PIL import ImageFile
+
+    path = corpus["huge_png"]
+    assert path.stat().st_size < 200  # the header claims 50,000 x 50,000, the file is tiny
+
+    def no_decoding(self):
+        raise AssertionError("the huge image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(SourceErrors, match=r"too large"):
+        prepare_sources([path])
+
+
+def test_truncated_files_are_never_sent_as_they_are(corpus):
+    for name in ("truncated_jpeg", "truncated_png"):
+        with pytest.raises(SourceErrors, match=r"corrupt image/(jpeg|png) image \(image file is truncated"):
+            prepare_sources([corpus[name]])
+
+
+def test_rgba_transparent_area_becomes_white(corpus):
+    img = prepare_one(corpus["rgba"])
+    out = sent_image(img).convert("RGB")
+    assert out.getpixel((5, 5)) == (255, 255, 255)  # transparent black -> white, not black
+    assert out.getpixel((50, 5)) == (255, 0, 0)
+    assert "transparency composited on white" in img.notes
+
+
+def test_palette_transparency_becomes_white(corpus):
+    out = sent_image(prepare_one(corpus["palette_transparent"])).convert("RGB")
+    assert out.getpixel((5, 5)) == (255, 255, 255)
+    assert out.getpixel((50, 5)) == (0, 0, 255)
+
+
+@pytest.mark.parametrize("name", ["png16", "tiff16"])
+def test_16_bit_gradient_is_scaled_not_saturated(corpus, name):
+    img = prepare_one(corpus[name])
+    out = sent_image(img).convert("L")
+    row = [out.getpixel((x, 0)) for x in range(out.width)]
+    assert row[0] <= 2 and row[-1] >= 253
+    assert abs(row[out.width // 2] - 128) <= 3  # mid-gray in the middle, not white
+    assert row == sorted(row) and len(set(row)) > 200  # a smooth ramp, not a few levels
+    assert any("16-bit" in n for n in img.notes)
+
+
+def test_cmyk_jpeg_becomes_rgb(corpus):
+    img = prepare_one(corpus["cmyk_jpeg"])
+    out = sent_image(img)
+    assert out.mode == "RGB"
+    r, g, b = out.getpixel((10, 10))
+    assert r < 30 and g > 225 and b > 225  # cyan
+
+
+@pytest.mark.parametrize("name", ["animated_gif", "animated_webp", "multipage_tiff"])
+def test_animated_and_multipage_send_the_first_frame(corpus, name):
+    img = prepare_one(corpus[name])
+    out = sent_image(img).convert("RGB")
+    assert img.mime in ("image/png", "image/jpeg")  # never an animated GIF/WEBP, never a TIFF
+    r, g, b = out.getpixel((10, 10))
+    assert r > 230 and g < 25 and b < 25  # the red first frame
+    assert any("first" in n for n in img.notes)
+
+
+def test_bmp_is_converted_to_an_api_format(corpus):
+    img = prepare_one(corpus["bmp"])
+    assert img.mime == "image/png"
+    assert sent_image(img).convert("RGB").getpixel((1, 1)) == (0, 200, 0)
+
+
+def test_one_pixel_image(corpus):
+    img = prepare_one(corpus["one_pixel"])
+    out = sent_image(img)
+    assert out.size == (1, 1) and out.convert("RGB").getpixel((0, 0)) == (10, 20, 30)
+
+
+def test_long_strip_resized_to_what_the_model_uses(corpus):
+    img = prepare_one(corpus["strip"])
+    out = sent_image(img)
+    assert (img.width, img.height) == used_size(20000, 40, DEFAULT_PROFILE, "auto")
+    assert img.width <= 2048 and img.height >= 1
+    assert img.original_size == (20000, 40)
+    left, right = out.convert("L").getpixel((0, 0)), out.convert("L").getpixel((out.width - 1, 0))
+    assert left < 20 and right > 235  # the gradient survived the resize
+
+
+def test_in_memory_rgba_and_16_bit_images():
+    rgba = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
+    [img] = prepare_sources([rgba])
+    assert sent_image(img).convert("RGB").getpixel((3, 3)) == (255, 255, 255)
+    from badimages import gradient16
+
+    [img] = prepare_sources([gradient16()])
+    row = sent_image(img).convert("L")
+    assert abs(row.getpixel((row.width // 2, 0)) - 128) <= 3
+
+
+def test_every_case_ends_in_a_part_or_one_line(corpus):
+    """The whole corpus at once: the good ones prepare, the bad ones are all listed in one line."""
+    good = [p for n, p in corpus.items() if n not in BAD]
+    assert len(good) + len(BAD) == len(CASES)
+    assert len(prepare_sources(good)) == len(good)
+    with pytest.raises(SourceErrors) as info:
+        prepare_sources(list(corpus.values()))
+    err = info.value
+    assert {e.source for e in err.errors} == {str(corpus[n]) for n in BAD}
+    assert f"{len(BAD)} sources could not be used, nothing was sent" in str(err)
+    assert "\n" not in str(err)
+
+
+def test_ask_lists_all_problems_and_sends_nothing(openai_env, corpus):
+    server = openai_env
+    sources = [corpus["rgba"], corpus["empty"], corpus["svg"], corpus["huge_png"], corpus["empty_dir"]]
+    with pytest.raises(SourceErrors) as info:
+        vision_magic.ask("bad-input ask: which of these is broken?", *sources, display=False)
+    assert len(info.value.errors) == 4
+    for name in ("empty", "svg", "huge_png", "empty_dir"):
+        assert str(corpus[name]) in str(info.value)
+    assert server.requests == []
+
+
+def test_magic_lists_all_problems_in_one_line_and_sends_nothing(openai_env, corpus, ishell, capsys):
+    server = openai_env
+    ishell.user_ns["t_png16"] = str(corpus["png16"])
+    line = " ".join([str(corpus["text_png"]), "t_png16", "t_missing_variable", str(corpus["truncated_jpeg"])])
+    result = ishell.run_cell(f"%%ask_image {line}\nbad-input magic: what is here?")
+    assert isinstance(result.error_in_exec, SourceErrors)
+    assert len(result.error_in_exec.errors) == 3
+    out = capsys.readouterr()
+    printed = (out.out + out.err).strip()
+    assert "Traceback" not in printed
+    [error_line] = [ln for ln in printed.splitlines() if "SourceErrors" in ln]
+    for fragment in ("3 sources could not be used", "notes.png", "t_missing_variable", "truncated.jpg"):
+        assert fragment in error_line
+    assert server.requests == []
+
+
+def test_magic_survives_every_bad_case(openai_env, corpus, ishell):
+    """No crash and no request for any bad case, one at a time through the magic."""
+    server = openai_env
+    for name in BAD:
+        result = ishell.run_cell(f'%%ask_image "{corpus[name]}"\nbad-input {name}: describe')
+        assert isinstance(result.error_in_exec, SourceErrors), name
+    assert server.requests == []
+    assert "vision_magic" in sys.modules
