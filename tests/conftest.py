@@ -54,9 +54,9 @@ class Displays:
 @pytest.fixture
 def shell(monkeypatch):
     """A real IPython InteractiveShell with vision_magic loaded; displays captured in ``shell.displays``."""
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
-    ip = start_ipython()
+    ip = get_ipython()  # starts the shell once per session
     ip.run_line_magic("load_ext", "vision_magic")
     from vision_magic.config import VisionMagic, settings
 

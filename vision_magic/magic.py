@@ -10,7 +10,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import last_image
-from .ask import ask
+from .asking import ask
 from .config import VisionMagic, set_settings
 from .errors import SourceError, VisionMagicError
 from .sources import BadSource
@@ -43,6 +43,13 @@ def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None)
                 return token  # `chart.png` and no `chart` variable: a path, reported as not found later
             raise SourceError(token, "no variable of that name in the notebook, and no such file") from None
         raise SourceError(token, f"{type(e).__name__}: {e} (and no file of that name exists)") from None
+
+
+def _unquote(token: str) -> str:
+    """``"a b.png"`` -> ``a b.png``."""
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    return token
 
 
 @magics_class
@@ -96,6 +103,11 @@ class AskImageMagics(Magics):
         base_url, timeout). The key comes from OPENAI_API_KEY; OPENAI_BASE_URL picks any compatible server.
         """
         args = parse_argstring(self.ask_image, line)
+        # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
+        args.sources = [_unquote(t) for t in args.sources]
+        for name in ("model", "system", "out"):
+            if isinstance(getattr(args, name, None), str):
+                setattr(args, name, _unquote(getattr(args, name)))
         if args.out and not args.out.isidentifier():
             raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
         sources = [self._resolve(token) for token in args.sources]
