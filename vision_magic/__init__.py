@@ -20,7 +20,9 @@ __all__ = [
     "SourceErrors",
     "VisionMagic",
     "VisionMagicError",
+    "annotate",
     "ask",
+    "ask_panel",
     "content_parts",
     "last_answer",
     "load_ipython_extension",
@@ -36,7 +38,9 @@ _LAZY = {
     "APIError": "errors",
     "ConfigError": "errors",
     "VisionMagic": "config",
-    "ask": "ask",
+    "ask": "asking",
+    "ask_panel": "widgets",
+    "annotate": "annotating",
     "content_parts": "parts",
     "ModelProfile": "profiles",
     "PROFILES": "profiles",
@@ -44,7 +48,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .answer import Answer
-    from .ask import ask
+    from .asking import ask
     from .config import VisionMagic
     from .convert import PreparedImage
     from .errors import SourceError, SourceErrors, VisionMagicError
@@ -55,7 +59,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name == "last_answer":
-        return importlib.import_module(".ask", __name__).last_answer
+        return importlib.import_module(".asking", __name__).last_answer
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'vision_magic' has no attribute {name!r}")
