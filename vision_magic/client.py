@@ -153,8 +153,12 @@ def run(
     except Exception as e:
         err = describe_error(e, base_url)
         if answer.text:
+            import openai
+
             answer.incomplete = True
             answer.error = str(err)
+            if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
+                answer.error = "the connection dropped before the answer was complete"
             return answer
         raise err from None
     finally:

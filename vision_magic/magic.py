@@ -111,20 +111,30 @@ class AskImageMagics(Magics):
         if args.out and not args.out.isidentifier():
             raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
         sources = [self._resolve(token) for token in args.sources]
-        answer = ask(
-            cell,
-            *sources,
-            model=args.model,
-            detail=args.detail,
-            stream=False if args.no_stream else None,
-            dry_run=True if args.dry_run else None,
-            system=args.system,
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            seed=args.seed,
-            resize=False if args.no_resize else None,
-            labels=list(args.sources),
-        )
+        try:
+            answer = ask(
+                cell,
+                *sources,
+                model=args.model,
+                detail=args.detail,
+                stream=False if args.no_stream else None,
+                dry_run=True if args.dry_run else None,
+                system=args.system,
+                max_tokens=args.max_tokens,
+                temperature=args.temperature,
+                seed=args.seed,
+                resize=False if args.no_resize else None,
+                labels=list(args.sources),
+            )
+        except KeyboardInterrupt:
+            # The stop button: the partial answer stays on screen (marked) and in last_answer; one line, no trace.
+            from . import asking
+
+            if args.out and asking.last_answer is not None:
+                self.shell.user_ns[args.out] = asking.last_answer
+            raise VisionMagicError(
+                "Interrupted: the partial answer is kept in vision_magic.last_answer."
+            ) from None
         if args.out:
             self.shell.user_ns[args.out] = answer
 
