@@ -277,7 +277,7 @@ def test_panel_ask_button_shows_answer_in_the_panel(lab, page):
         _open_and_run_all(page, lab, path)
         panel = page.locator(".vision-magic-panel")
         panel.wait_for()
-        assert "~255 image tokens" in " ".join(panel.locator(".widget-html").all_inner_texts())
+        assert re.search(r"~\d+ image tokens", " ".join(panel.locator(".widget-html").all_inner_texts()))
         try:
             panel.locator("button.jupyter-button", has_text=re.compile(r"^\s*Ask\s*$")).click()
         except Exception:

@@ -1,0 +1,173 @@
+"""Writes notebooks/plots.ipynb and notebooks/teaching.ipynb (kept as code so their cells are reviewed as text).
+
+Both run top to bottom against any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY) and, with
+neither set, as a dry run that shows what would be sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+md = nbf.v4.new_markdown_cell
+code = nbf.v4.new_code_cell
+
+SETUP = (
+    "import os\n"
+    "import vision_magic\n\n"
+    "%load_ext vision_magic\n"
+    "%config VisionMagic.model = os.environ.get('VISION_MAGIC_MODEL', 'gpt-4o')\n"
+    "if not (os.environ.get('OPENAI_API_KEY') or os.environ.get('OPENAI_BASE_URL')):\n"
+    "    get_ipython().run_line_magic('config', 'VisionMagic.dry_run = True')\n"
+    "    print('DRY RUN: no OPENAI_API_KEY or OPENAI_BASE_URL, so nothing is sent. To get answers: '\n"
+    "          'export OPENAI_API_KEY=sk-... (or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama) and re-run.')\n"
+    "else:\n"
+    "    from vision_magic.config import settings\n"
+    "    print('Asking', settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
+)
+
+INTRO = (
+    "Set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` for any OpenAI-compatible server (Ollama, vLLM, "
+    "LM Studio). With neither, the notebook runs as a **dry run**: it shows what would be sent and sends nothing."
+)
+
+plots = [
+    md(
+        "# Asking about plots\n\n"
+        "Captions and alt text for matplotlib figures with `vision_magic.annotate`, comparing two figures, "
+        "and asking about the last plot shown.\n\n" + INTRO
+    ),
+    code(SETUP),
+    md(
+        "Two figures of the same (made-up) data: monthly visitors of two museums, on a linear and a log scale."
+    ),
+    code(
+        "import numpy as np\n"
+        "import matplotlib.pyplot as plt\n\n"
+        "months = np.arange(1, 13)\n"
+        "north = 1000 + 120 * months + 80 * np.sin(months)\n"
+        "south = 400 * 1.25 ** months\n\n"
+        "fig_a, ax = plt.subplots(figsize=(6, 4))\n"
+        "ax.plot(months, north, marker='o', label='North museum')\n"
+        "ax.plot(months, south, marker='s', label='South museum')\n"
+        "ax.set_title('Monthly visitors, 2025')\n"
+        "ax.set_xlabel('month'); ax.set_ylabel('visitors')\n"
+        "ax.legend()\n\n"
+        "fig_b, ax_b = plt.subplots(figsize=(6, 4))\n"
+        "ax_b.semilogy(months, north, marker='o', label='North museum')\n"
+        "ax_b.semilogy(months, south, marker='s', label='South museum')\n"
+        "ax_b.set_title('Monthly visitors, 2025 (log scale)')\n"
+        "ax_b.set_xlabel('month'); ax_b.set_ylabel('visitors')\n"
+        "ax_b.legend()\n"
+        "plt.close(fig_a); plt.close(fig_b)  # annotate() and the magic show them where needed"
+    ),
+    md(
+        "### A caption\n\n"
+        "`annotate` shows the figure with the answer under it and returns the text. Its default question "
+        "also gives the model what matplotlib knows exactly (title, axis labels, limits, legend entries):"
+    ),
+    code("from vision_magic.annotating import figure_facts\n\nprint(figure_facts(fig_a))"),
+    code("caption = vision_magic.annotate(fig_a)"),
+    md("The returned text can go straight into the figure (in a dry run it is empty):"),
+    code(
+        "if caption:\n"
+        "    fig_a.text(0.5, -0.02, caption.splitlines()[0][:120], ha='center', va='top', fontsize=8, wrap=True)\n"
+        "fig_a"
+    ),
+    md("### Alt text, and an interpretation with your own options"),
+    code("alt = vision_magic.annotate(fig_a, kind='alt', detail='low')"),
+    code(
+        "interpretation = vision_magic.annotate(\n"
+        "    ax_b, kind='interpret', max_tokens=300, display=False\n"
+        ")\n"
+        "print(interpretation or '(dry run: nothing was sent)')"
+    ),
+    md("### Comparing two figures"),
+    code(
+        "%%ask_image fig_a fig_b -d low\nThese two plots show the same data. What does the log scale reveal?"
+    ),
+    md(
+        "### The last plot shown\n\nWith no source, `%%ask_image` asks about the last image the notebook showed."
+    ),
+    code(
+        "x = np.linspace(0, 4 * np.pi, 200)\n"
+        "plt.plot(x, np.sin(x) * np.exp(-x / 6))\n"
+        "plt.title('A damped oscillation')\n"
+        "plt.show()"
+    ),
+    code("%%ask_image\nWhat does the plot above show? Estimate the period."),
+    md("### From Python"),
+    code(
+        "answer = vision_magic.ask('Which museum grows faster?', fig_a, fig_b, display=False)\n"
+        "print(answer.text or f'(dry run: about {answer.estimated_tokens} image tokens would be sent)')"
+    ),
+]
+
+teaching = [
+    md(
+        "# A class demo: the ask panel\n\n"
+        "`vision_magic.ask_panel()` puts a small app in front of students: the images in play as thumbnails, "
+        "an upload button, a URL field, a *current figure* button, a prompt box, model and detail pickers with "
+        "a live token estimate, and Ask / Stop. The answer streams into the panel.\n\n" + INTRO
+    ),
+    code(SETUP),
+    md("Today's material: a drawing of shapes and a chart."),
+    code(
+        "from pathlib import Path\n"
+        "from PIL import Image, ImageDraw\n"
+        "import matplotlib.pyplot as plt\n\n"
+        "Path('images').mkdir(exist_ok=True)\n"
+        "shapes = Image.new('RGB', (480, 320), 'white')\n"
+        "draw = ImageDraw.Draw(shapes)\n"
+        "draw.ellipse((30, 60, 170, 200), fill='red')\n"
+        "draw.rectangle((200, 80, 300, 180), fill='blue')\n"
+        "draw.polygon([(340, 200), (450, 200), (395, 90)], fill='green')\n"
+        "shapes.save('images/shapes.png')\n\n"
+        "fig, ax = plt.subplots(figsize=(5, 3))\n"
+        "ax.bar(['red', 'blue', 'green'], [1, 1, 1], color=['red', 'blue', 'green'])\n"
+        "ax.set_title('Shapes by colour')\n"
+        "fig.savefig('images/chart.png')\n"
+        "plt.close(fig)\n"
+        "sorted(p.name for p in Path('images').iterdir())"
+    ),
+    md(
+        "### The panel\n\n"
+        "Students type a question and click **Ask**; **Stop** ends a long answer and keeps what arrived. "
+        "Changing the model or detail updates the token estimate before anything is sent."
+    ),
+    code(
+        "panel = vision_magic.ask_panel(\n"
+        "    'images/shapes.png', prompt='How many shapes are there, and what colours are they?', detail='low'\n"
+        ")\n"
+        "panel"
+    ),
+    md("What the Ask button does, from code (handy when preparing the lesson):"),
+    code(
+        "answer = panel.ask(wait=True)\n"
+        "print(answer.text or f'(dry run: about {answer.estimated_tokens} image tokens would be sent)')"
+    ),
+    md("Add the chart to the question and compare the estimates for low and high detail:"),
+    code(
+        "panel.add_source('images/chart.png')\n"
+        "low = panel.image_tokens\n"
+        "panel.detail.value = 'high'\n"
+        "print(f'{len(panel.sources)} images: ~{low} image tokens at low detail, ~{panel.image_tokens} at high')"
+    ),
+    md("### The same question with the magic\n\nFor students who prefer typing:"),
+    code("%%ask_image images/shapes.png images/chart.png -d low\nDoes the chart match the drawing?"),
+]
+
+
+def write(name: str, cells: list) -> Path:
+    nb = nbf.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    out = Path(__file__).resolve().parent.parent / "notebooks" / name
+    out.parent.mkdir(exist_ok=True)
+    nbf.write(nb, out)
+    return out
+
+
+if __name__ == "__main__":
+    print(write("plots.ipynb", plots))
+    print(write("teaching.ipynb", teaching))
