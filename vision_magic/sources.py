@@ -19,6 +19,7 @@ from .convert import (
     ImageOptions,
     PreparedImage,
     decode_data_url,
+    fit_request,
     prepare_bytes,
     prepare_image,
     prepare_link,
@@ -86,7 +87,7 @@ def prepare_sources(
                 )
     if errors:
         raise SourceErrors(errors)
-    return out
+    return fit_request(out, options)
 
 
 def _default_label(src: Any, i: int) -> str:
