@@ -132,9 +132,14 @@ def annotate(
 
     fig = _figure_of(fig)
     question = prompt if prompt else default_prompt(fig, kind)
-    if display:
+    if display:  # the figure as a PNG whatever the backend, then the answer streams in under it
+        import io
+
+        from IPython.display import Image
         from IPython.display import display as show
 
-        show(fig)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        show(Image(data=buf.getvalue(), format="png"))
     answer = ask(question, fig, display=display, labels=["figure"], **options)
     return answer.text

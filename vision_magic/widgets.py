@@ -77,6 +77,7 @@ class AskPanel(widgets.VBox):
         self.sources: list[tuple[str, Any]] = []
         self.answer: Answer | None = None
         self._images: list[Any] = []
+        self._memo: dict[int, tuple[Any, tuple[str, str, str], list[Any]]] = {}
         self._thread: threading.Thread | None = None
         self._run = 0  # id of the current request; output from an older (stopped) one is dropped
         self._stop = threading.Event()  # the current request's stop flag (each request gets its own)
@@ -157,7 +158,7 @@ class AskPanel(widgets.VBox):
         label = label or (source if isinstance(source, str) and not source.startswith("data:") else None)
         label = label or f"image {len(self.sources) + 1}"
         try:
-            self._prepare([(label, source)])
+            self._prepared(label, source)
         except Exception as e:
             self._error(_one_line(e))
             return False
@@ -198,31 +199,46 @@ class AskPanel(widgets.VBox):
             labels=[label for label, _ in pairs],
         )
 
+    def _prepared(self, label: str, source: Any) -> list[Any]:
+        """The images of one source for the current model and detail; remembered, so a URL is not
+        downloaded again and a large file not decoded again on every redraw."""
+        key = (self.model.value.strip(), self.detail.value, label)
+        hit = self._memo.get(id(source))
+        if hit is not None and hit[0] is source and hit[1] == key:
+            return hit[2]
+        images = self._prepare([(label, source)]).images
+        self._memo[id(source)] = (source, key, images)  # holding `source` keeps its id unique
+        return images
+
     def refresh(self) -> None:
         """Re-prepare the images for the current model and detail; redraw thumbnails and the estimate."""
         self._images = []
         self.status.value = ""
-        if self.sources:
+        live = {id(src) for _, src in self.sources}
+        self._memo = {k: v for k, v in self._memo.items() if k in live}
+        boxes = []
+        for i, (label, source) in enumerate(self.sources):
             try:
-                self._images = self._prepare(self.sources).images
+                images = self._prepared(label, source)
             except Exception as e:
                 self._error(_one_line(e))
-        boxes = []
-        for i, (label, _) in enumerate(self.sources):
-            img = self._images[i] if i < len(self._images) else None
-            png = _thumbnail_png(img.data if img else None)
-            pic: widgets.Widget = (
-                widgets.Image(value=png, format="png", layout=widgets.Layout(max_height="96px"))
-                if png
-                else widgets.HTML("<i>link</i>")
-            )
-            tokens = f" · {img.tokens} tok" if img is not None and img.tokens is not None else ""
+                images = []
+            self._images.extend(images)
             remove = widgets.Button(
                 description="✕", tooltip=f"Remove {label}", layout=widgets.Layout(width="2.5em")
             )
             remove.on_click(lambda _, i=i: self.remove_source(i))
-            caption = widgets.HTML(f"<small>{html.escape(str(label))}{tokens}</small>")
-            boxes.append(widgets.VBox([pic, widgets.HBox([caption, remove])]))
+            for img in images or [None]:
+                png = _thumbnail_png(img.data if img else None)
+                pic: widgets.Widget = (
+                    widgets.Image(value=png, format="png", layout=widgets.Layout(max_height="96px"))
+                    if png
+                    else widgets.HTML("<i>link</i>" if img else "<i>unusable</i>")
+                )
+                name = img.source if img is not None else label
+                tokens = f" · {img.tokens} tok" if img is not None and img.tokens is not None else ""
+                caption = widgets.HTML(f"<small>{html.escape(str(name))}{tokens}</small>")
+                boxes.append(widgets.VBox([pic, widgets.HBox([caption, remove])]))
         self.thumbnails.children = boxes
         self._show_estimate()
 
