@@ -22,8 +22,12 @@ __all__ = [
     "VisionMagicError",
     "annotate",
     "ask",
+    "ask_many",
     "ask_panel",
+    "cache",
+    "chat",
     "content_parts",
+    "estimate",
     "last_answer",
     "load_ipython_extension",
 ]
@@ -39,9 +43,14 @@ _LAZY = {
     "ConfigError": "errors",
     "VisionMagic": "config",
     "ask": "asking",
+    "ask_many": "batch",
+    "chat": "conversations",
+    "Chat": "conversations",
     "ask_panel": "widgets",
     "annotate": "annotating",
     "content_parts": "parts",
+    "estimate": "estimates",
+    "Estimate": "estimates",
     "ModelProfile": "profiles",
     "PROFILES": "profiles",
 }
@@ -52,12 +61,15 @@ if TYPE_CHECKING:
     from .config import VisionMagic
     from .convert import PreparedImage
     from .errors import SourceError, SourceErrors, VisionMagicError
+    from .estimates import estimate
     from .parts import content_parts
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
+    if name == "cache":  # the replay cache module: vision_magic.cache.stats(), .clear()
+        return importlib.import_module(".cache", __name__)
     if name == "last_answer":
         return importlib.import_module(".asking", __name__).last_answer
     if name in _LAZY:

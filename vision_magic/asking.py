@@ -31,6 +31,9 @@ class Question:
     base_url: str
     cfg: VisionMagic
     notes: list[str] = field(default_factory=list)
+    structured: bool = False  # parse the answer as JSON into Answer.data
+    schema: Any = None  # pydantic model or JSON schema for structured outputs
+    endpoint: Any = None  # vision_magic.endpoints.Endpoint
 
     @property
     def image_tokens(self) -> int:
@@ -73,6 +76,9 @@ def prepare_question(
     labels: list[str] | None = None,
     extra: dict[str, Any] | None = None,
     cfg: VisionMagic | None = None,
+    history: list[dict[str, Any]] | None = None,
+    schema: Any = None,
+    json_mode: bool = False,
 ) -> Question:
     """Resolve settings and sources into a ready request; raises one line per problem, sending nothing."""
     from .client import build_messages, build_request, resolve_base_url
@@ -92,12 +98,29 @@ def prepare_question(
         resize=cfg.resize if resize is None else resize,
         jpeg_quality=cfg.jpeg_quality,
     )
-    images = prepare_sources(sources, options, labels=labels) if sources else _no_source_images(options)
-    prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
+    from . import endpoints, structured
+
     base_url = resolve_base_url(cfg)
-    messages = build_messages(
-        prompt, [img.part() for img in images], cfg.system if system is None else system
+    endpoint = endpoints.endpoint_for(base_url, cfg.endpoints)
+    link_handler = endpoints.link_handler(endpoint, options)
+    images = (
+        prepare_sources(sources, options, labels=labels, link_handler=link_handler)
+        if sources
+        else []
+        if history
+        else _no_source_images(options)  # a follow-up's images are in the history
     )
+    prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
+    response_format = structured.response_format(schema, json_mode)
+    if response_format is not None:
+        extra = {**(extra or {}), "response_format": response_format}
+    messages = build_messages(
+        structured.json_prompt(prompt) if json_mode and schema is None else prompt,
+        [img.part() for img in images],
+        cfg.system if system is None else system,
+    )
+    # Earlier turns of a chat go between the system message and this question.
+    messages[-1:-1] = list(history or [])
     body = build_request(
         messages,
         model=model,
@@ -108,8 +131,22 @@ def prepare_question(
         stream=cfg.stream if stream is None else stream,
         extra=extra,
     )
+    if not endpoint.detail:
+        endpoints.strip_detail(body)
     notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
-    return Question(prompt, images, model, profile, body, base_url, cfg, notes)
+    return Question(
+        prompt,
+        images,
+        model,
+        profile,
+        body,
+        base_url,
+        cfg,
+        notes,
+        response_format is not None,
+        schema,
+        endpoint,
+    )
 
 
 def ask(
@@ -126,11 +163,21 @@ def ask(
     seed: int | None = None,
     resize: bool | None = None,
     labels: list[str] | None = None,
+    cache: bool | None = None,
+    refresh: bool = False,
+    schema: Any = None,
+    json_mode: bool = False,
+    history: list[dict[str, Any]] | None = None,
 ) -> Answer:
     """Ask ``model`` about images; stream the answer as Markdown into the notebook; return an :class:`Answer`.
 
     Sources are anything :func:`vision_magic.content_parts` takes; with none, the last image the notebook
     showed is used. Unset options come from ``%config VisionMagic``.
+
+    An identical question asked before is replayed from the persistent cache (marked as replayed, nothing
+    sent) unless ``cache=False`` (bypass) or ``refresh=True`` (ask again and store the new answer).
+    ``json_mode=True`` or ``schema=`` (a pydantic model or JSON schema) put the parsed answer in
+    ``Answer.data``; ``history`` (earlier messages) is sent before the question, see :func:`vision_magic.chat`.
 
     Examples
     --------
@@ -152,6 +199,9 @@ def ask(
         seed=seed,
         resize=resize,
         labels=labels,
+        history=history,
+        schema=schema,
+        json_mode=json_mode,
     )
     answer = Answer(
         model=q.model,
@@ -168,18 +218,34 @@ def ask(
             show_dry_run(answer, " ".join(q.notes))
         last_answer = answer
         return answer
-    return send(q, answer, display=display)
+    return send(q, answer, display=display, cache=cache, refresh=refresh)
 
 
-def send(q: Question, answer: Answer, *, display: bool = True, publish: Any = None) -> Answer:
+def send(
+    q: Question,
+    answer: Answer,
+    *,
+    display: bool = True,
+    publish: Any = None,
+    cache: bool | None = None,
+    refresh: bool = False,
+) -> Answer:
     """Send a prepared question, streaming into one updating display when ``display``.
 
     ``publish(bundle, update)`` renders the display somewhere else (the ask panel's output widget).
+    A cached answer to the identical request is shown at once instead (see :mod:`vision_magic.cache`).
     """
     global last_answer
-    from .client import make_client, run
+    from . import cache as replay
+    from .client import run
+    from .endpoints import make_client
 
-    client = make_client(q.cfg, q.base_url)  # raises the one-line "No API key" before anything is shown
+    key = replay.key_for(q) if (q.cfg.cache if cache is None else cache) else None
+    if key is not None and not refresh and replay.replay(key, q, answer, display=display, publish=publish):
+        last_answer = answer
+        return answer
+    # Raises the one-line "No API key" before anything is shown.
+    client = make_client(q.cfg, q.endpoint or q.base_url)
     view = None
     if display:
         from .render import StreamingDisplay
@@ -197,6 +263,7 @@ def send(q: Question, answer: Answer, *, display: bool = True, publish: Any = No
         raise
     finally:
         answer.cost = cost(answer.tokens_in or 0, answer.tokens_out or 0, q.profile) if answer.usage else None
+    replay.finish(key, q, answer)
     if view is not None:
         view.finish(answer)
     last_answer = answer

@@ -52,6 +52,17 @@ class VisionMagic(Configurable):
         config=True
     )
 
+    cache = Bool(
+        True, help="Replay identical questions from the persistent cache instead of sending them."
+    ).tag(config=True)
+    cache_path = Unicode(
+        "", help="Replay cache file (empty: $VISION_MAGIC_CACHE_DIR or the user cache dir, replay.sqlite3)."
+    ).tag(config=True)
+    endpoints = Dict(
+        help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
+        "inline_timeout}}, see vision_magic.endpoints.Endpoint."
+    ).tag(config=True)
+
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("VISION_MAGIC_MODEL") or "gpt-4o"

@@ -10,7 +10,6 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import last_image
-from .asking import ask
 from .config import VisionMagic, set_settings
 from .errors import SourceError, VisionMagicError
 from .sources import BadSource
@@ -76,7 +75,23 @@ class AskImageMagics(Magics):
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("--no-resize", action="store_true", help="Send images at their own size (not the model's).")
     @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
-    @argument("--out", metavar="NAME", help="Store the Answer in this variable.")
+    @argument(
+        "--cost", action="store_true", help="Show sizes, tokens and the estimated input cost; send nothing."
+    )
+    @argument("--out", metavar="NAME", help="Store the Answer (with --each: the DataFrame) in this variable.")
+    @argument("--refresh", action="store_true", help="Ask again even if this exact question is cached.")
+    @argument("--no-cache", action="store_true", help="Neither replay from nor store in the replay cache.")
+    @argument("--json", action="store_true", help="JSON mode: the parsed answer is in Answer.data.")
+    @argument(
+        "--continue",
+        dest="follow_up",
+        action="store_true",
+        help="Follow up: send the thread's earlier turns.",
+    )
+    @argument("--chat", metavar="NAME", help="Ask in (and continue) the conversation thread NAME.")
+    @argument("--new", action="store_true", help="Start the thread (default or --chat NAME) over.")
+    @argument("--each", action="store_true", help="Ask about each image on its own; shows a DataFrame.")
+    @argument("--concurrency", type=int, default=8, help="Requests in flight with --each (default 8).")
     @cell_magic
     def ask_image(self, line: str, cell: str) -> None:
         """Ask a vision model about images; the cell body is the question.
@@ -95,6 +110,9 @@ class AskImageMagics(Magics):
             %%ask_image imgs[0] ax.figure --dry-run
             Compare these.
 
+            %%ask_image photos/*.jpg -m gpt-4o-mini -d high --cost
+            What would this cost? (sizes, tokens and price; nothing is sent)
+
             %%ask_image
             What does the plot above show?
 
@@ -111,8 +129,19 @@ class AskImageMagics(Magics):
         if args.out and not args.out.isidentifier():
             raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
         sources = [self._resolve(token) for token in args.sources]
+        if args.cost:
+            self._cost(args, cell, sources)
+            return
+        if args.each:
+            self._each(args, cell, sources)
+            return
+        from .conversations import DEFAULT, chat
+
+        thread = chat(args.chat or DEFAULT)
+        if args.new or not (args.follow_up or args.chat):
+            thread.reset()  # a plain question starts the default thread over; --continue follows it up
         try:
-            answer = ask(
+            answer = thread.ask(
                 cell,
                 *sources,
                 model=args.model,
@@ -125,6 +154,9 @@ class AskImageMagics(Magics):
                 seed=args.seed,
                 resize=False if args.no_resize else None,
                 labels=list(args.sources),
+                cache=False if args.no_cache else None,
+                refresh=args.refresh,
+                json_mode=args.json,
             )
         except KeyboardInterrupt:
             # The stop button: the partial answer stays on screen (marked) and in last_answer; one line, no trace.
@@ -137,6 +169,50 @@ class AskImageMagics(Magics):
             ) from None
         if args.out:
             self.shell.user_ns[args.out] = answer
+
+    def _each(self, args: Any, cell: str, sources: list[Any]) -> None:
+        """``--each``: one question per image through :func:`vision_magic.ask_many`; show the table."""
+        from IPython.display import display
+
+        from .batch import ask_many
+
+        if args.follow_up or args.chat or args.new or args.dry_run:
+            raise VisionMagicError("--each cannot be combined with --continue, --chat, --new or --dry-run")
+        if not sources:
+            raise VisionMagicError("--each needs sources, e.g. %%ask_image --each images/*.png")
+        table = ask_many(
+            cell.strip() or "Describe this image.",
+            sources[0] if len(sources) == 1 else sources,
+            concurrency=args.concurrency,
+            model=args.model,
+            detail=args.detail,
+            json_mode=args.json,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            cache=False if args.no_cache else None,
+            refresh=args.refresh,
+        )
+        display(table)
+        if args.out:
+            self.shell.user_ns[args.out] = table
+
+    def _cost(self, args: Any, cell: str, sources: list[Any]) -> None:
+        """``--cost``: the estimate table (sizes, bytes, tokens, input cost); nothing is sent."""
+        from IPython.display import display
+
+        from .estimates import estimate
+
+        est = estimate(
+            *sources,
+            model=args.model,
+            detail=args.detail,
+            prompt=cell,
+            resize=False if args.no_resize else None,
+            labels=list(args.sources),
+        )
+        display(est)
+        if args.out:
+            self.shell.user_ns[args.out] = est
 
     def _resolve(self, token: str) -> Any:
         try:

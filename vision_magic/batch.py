@@ -1,0 +1,360 @@
+"""Batches: one question about each of many images, concurrently, into a pandas DataFrame.
+
+asyncio over ``openai.AsyncOpenAI`` with at most ``concurrency`` requests in flight; 429, 408 and 5xx
+answers and dropped connections are retried with exponential backoff that honours ``Retry-After``; a failed
+item records its error in its row and never aborts the batch; items already in the replay cache are not sent,
+so re-running after a crash finishes only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Iterable
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from .answer import Answer
+from .errors import APIError, SourceError, VisionMagicError
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+MAX_DELAY = 60.0
+
+
+def expand_sources(sources: Any) -> list[tuple[str, Any]]:
+    """(label, source) per image of a glob, directory, list, pandas Series (a DataFrame column) or one source.
+
+    A spec that resolves to nothing (no such file, a glob without matches) becomes one item whose source is
+    a :class:`SourceError`, so it gets its own error row.
+
+    Examples
+    --------
+    >>> expand_sources(["a.png", "https://example.org/b.png"])[1]
+    ('https://example.org/b.png', 'https://example.org/b.png')
+    """
+    from .sources import _relative, find_files
+
+    if type(sources).__name__ == "DataFrame":
+        raise VisionMagicError("ask_many takes one DataFrame column (e.g. df['path']), not a whole DataFrame")
+    if type(sources).__name__ == "Series":
+        name = sources.name if sources.name is not None else "row"
+        return [
+            (os.fspath(v) if isinstance(v, (str, os.PathLike)) else f"{name}[{idx}]", _single(v))
+            for idx, v in sources.items()
+        ]
+    if isinstance(sources, (str, os.PathLike)):
+        text = os.fspath(sources)
+        if text.startswith(("http://", "https://", "data:")):
+            label = text if not text.startswith("data:") else f"data URL ({len(text)} chars)"
+            return [(label, text)]
+        try:
+            files = find_files(text)
+        except SourceError as e:
+            return [(text, e)]
+        if len(files) == 1 and Path(text).expanduser().name == files[0].name:
+            return [(text, files[0])]
+        return [(_relative(p, None), p) for p in files]
+    if (
+        isinstance(sources, Iterable)
+        and not isinstance(sources, (bytes, bytearray))
+        and not _is_image(sources)
+    ):
+        out: list[tuple[str, Any]] = []
+        for i, item in enumerate(sources):
+            if isinstance(item, (str, os.PathLike)):
+                out.extend(expand_sources(item))
+            else:
+                out.append((f"image {i}", item))
+        return out
+    return [("image 0", sources)]
+
+
+def _single(v: Any) -> Any:
+    return Path(v) if isinstance(v, os.PathLike) else v
+
+
+def _is_image(obj: Any) -> bool:
+    from .sources import _kind
+
+    return _kind(obj) is not None
+
+
+def retry_delay(headers: Any, attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): the server's ``retry-after-ms`` / ``Retry-After``
+    (seconds or an HTTP date) when given, else exponential backoff with jitter.
+
+    Examples
+    --------
+    >>> retry_delay({"retry-after": "2"}, 0)
+    2.0
+    >>> 0.25 <= retry_delay({}, 0) <= 0.5
+    True
+    """
+    headers = headers or {}
+    get = headers.get
+    ms = get("retry-after-ms")
+    try:
+        if ms is not None:
+            return min(max(float(ms) / 1000, 0.0), MAX_DELAY)
+    except ValueError:
+        pass
+    value = get("retry-after") or get("Retry-After")
+    if value is not None:
+        try:
+            return min(max(float(value), 0.0), MAX_DELAY)
+        except ValueError:
+            try:
+                return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_DELAY)
+            except (TypeError, ValueError):
+                pass
+    base = min(0.5 * 2**attempt, 20.0)
+    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, retries: int) -> Answer:
+    """Send one non-streaming request, retrying transient failures; fill ``answer``; raise :class:`APIError`."""
+    import openai
+
+    from .client import _usage, describe_error
+
+    base_url = str(client.base_url).rstrip("/")
+    for attempt in range(retries + 1):
+        try:
+            resp = await client.chat.completions.create(**body)
+        except openai.APIStatusError as e:
+            transient = e.status_code in RETRY_STATUSES or e.status_code >= 500
+            if not transient or attempt == retries:
+                raise _final(describe_error(e, base_url), attempt) from None
+            delay = retry_delay(e.response.headers, attempt)
+        except openai.APIConnectionError as e:
+            if attempt == retries:
+                raise _final(describe_error(e, base_url), attempt) from None
+            delay = retry_delay({}, attempt)
+        except Exception as e:  # malformed JSON and the like: not worth retrying blindly
+            raise describe_error(e, base_url) from None
+        else:
+            choice = resp.choices[0] if resp.choices else None
+            answer.text = (choice.message.content or "") if choice else ""
+            answer.finish_reason = choice.finish_reason if choice else None
+            answer.model = resp.model or body["model"]
+            answer.usage = _usage(resp.usage)
+            if answer.finish_reason == "length":
+                answer.incomplete = True
+                answer.error = "the answer reached the token limit (raise max_tokens)"
+            return answer
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _final(err: APIError, attempt: int) -> APIError:
+    if attempt:
+        return APIError(f"{err} (after {attempt} retries)", err.status)
+    return err
+
+
+def ask_many(
+    prompt: str,
+    sources: Any,
+    *,
+    concurrency: int = 8,
+    model: str | None = None,
+    detail: str | None = None,
+    schema: Any = None,
+    json_mode: bool = False,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    cache: bool | None = None,
+    refresh: bool = False,
+    retries: int = 6,
+    progress: bool = True,
+) -> Any:
+    """Ask the same question about each image; one row per image, in input order.
+
+    Parameters
+    ----------
+    prompt : the question, asked about each image on its own.
+    sources : a glob (``"figs/*.png"``), a directory, a list of sources, or a pandas Series (a DataFrame
+        column) of paths/URLs/images.
+    concurrency : at most this many requests in flight.
+    model, detail, system, max_tokens : as for :func:`vision_magic.ask` (defaults from ``%config VisionMagic``).
+    schema : a pydantic model or JSON schema: structured outputs; its fields become columns.
+    json_mode : JSON mode; the keys of each answer's object become columns.
+    cache : False bypasses the replay cache (default ``VisionMagic.cache``): cached items are not sent.
+    refresh : ask again even when cached, and store the new answers.
+    retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
+    progress : show a progress bar (a widget in Jupyter, text elsewhere).
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
+    item has its one-line ``error`` and no answer.
+
+    Examples
+    --------
+    >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
+    >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
+    """
+    coro = ask_many_async(
+        prompt,
+        sources,
+        concurrency=concurrency,
+        model=model,
+        detail=detail,
+        schema=schema,
+        json_mode=json_mode,
+        system=system,
+        max_tokens=max_tokens,
+        cache=cache,
+        refresh=refresh,
+        retries=retries,
+        progress=progress,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Inside Jupyter the kernel's loop is already running: run the batch on its own loop in a worker thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="vision_magic-batch") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def ask_many_async(
+    prompt: str,
+    sources: Any,
+    *,
+    concurrency: int = 8,
+    model: str | None = None,
+    detail: str | None = None,
+    schema: Any = None,
+    json_mode: bool = False,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    cache: bool | None = None,
+    refresh: bool = False,
+    retries: int = 6,
+    progress: bool = True,
+) -> Any:
+    """The coroutine behind :func:`ask_many` (await it from async code).
+
+    Examples
+    --------
+    >>> df = await vision_magic.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from . import cache as replay
+    from .asking import prepare_question
+    from .config import settings
+    from .endpoints import make_client
+    from .profiles import cost
+
+    if concurrency < 1:
+        raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
+    cfg = settings()
+    use_cache = cfg.cache if cache is None else cache
+    items = expand_sources(sources)
+    answers: list[Answer | None] = [None] * len(items)
+    errors: list[str | None] = [None] * len(items)
+    semaphore = asyncio.Semaphore(concurrency)
+    clients: list[Any] = []
+    client_lock = asyncio.Lock()
+    bar = _progress_bar(len(items), progress)
+
+    async def client_for(q: Any) -> Any:
+        async with client_lock:  # made on the first miss: a fully cached batch needs no key
+            if not clients:
+                clients.append(make_client(cfg, q.endpoint, asynchronous=True, max_retries=0))
+            return clients[0]
+
+    async def one(i: int, label: str, src: Any) -> None:
+        async with semaphore:
+            try:
+                if isinstance(src, SourceError):
+                    raise src
+                q = await asyncio.to_thread(  # decoding and resizing stay off the event loop
+                    prepare_question,
+                    prompt,
+                    [src],
+                    model=model,
+                    detail=detail,
+                    stream=False,
+                    system=system,
+                    max_tokens=max_tokens,
+                    labels=[label],
+                    schema=schema,
+                    json_mode=json_mode,
+                    cfg=cfg,
+                )
+                answer = Answer(model=q.model, images=q.images, prompt=q.prompt, request=q.body)
+                answers[i] = answer
+                key = replay.key_for(q) if use_cache else None
+                if key is not None and not refresh and replay.replay(key, q, answer, display=False):
+                    return
+                await send_with_retries(await client_for(q), q.body, answer, retries)
+                usage = answer.usage or {}
+                if answer.usage:
+                    answer.cost = cost(
+                        usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), q.profile
+                    )
+                replay.finish(key, q, answer)
+            except VisionMagicError as e:
+                errors[i] = str(e)
+            except Exception as e:  # one bad item never aborts the batch
+                errors[i] = f"{type(e).__name__}: {e}"
+            finally:
+                bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(i, label, src) for i, (label, src) in enumerate(items)))
+    finally:
+        bar.close()
+        for c in clients:
+            await c.close()
+    rows = [_row(label, answers[i], errors[i]) for i, (label, _src) in enumerate(items)]
+    columns = ["source", "answer"]
+    for row in rows:
+        columns += [k for k in row if k not in columns and k not in _TAIL]
+    return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+
+
+_TAIL = ("tokens", "cost", "error", "replayed")
+
+
+def _row(label: str, answer: Answer | None, error: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"source": label, "answer": None}
+    if answer is not None and answer.text and not error:
+        row["answer"] = answer.text
+    data = answer.data if answer is not None else None
+    if hasattr(data, "model_dump"):
+        data = data.model_dump()
+    if isinstance(data, dict):
+        for k, v in data.items():
+            row[k if k not in ("source", "answer", *_TAIL) else f"data_{k}"] = v
+    elif data is not None:
+        row["data"] = data
+    if answer is not None and answer.error and not error:
+        error = answer.error
+    row["tokens"] = (answer.usage or {}).get("total_tokens") if answer is not None and not error else None
+    row["cost"] = answer.cost if answer is not None and not error else None
+    row["error"] = error
+    row["replayed"] = bool(answer is not None and answer.replayed)
+    return row
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with the install
+
+        class _Null:
+            def update(self, n: int) -> None: ...
+
+            def close(self) -> None: ...
+
+        return _Null()
+    return tqdm(total=total, desc="ask_many", unit="image", disable=not enabled, leave=True)
