@@ -1,0 +1,236 @@
+"""What a question will cost before it is sent: per image the size, bytes and tokens, plus the input cost.
+
+Pure (no IPython, no openai): images are prepared exactly as :func:`vision_magic.ask` would prepare them, so
+the numbers describe the bytes that would go on the wire, not the files on disk.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .convert import ImageOptions, PreparedImage, _human_bytes
+from .errors import VisionMagicError
+from .profiles import ModelProfile, profile_for
+
+# Without a tokenizer (tiktoken is optional and not required) text is counted at ~4 characters a token.
+_CHARS_PER_TOKEN = 4
+_MESSAGE_OVERHEAD = 7  # role markers and priming of a one-message chat request
+
+
+@dataclass
+class ImageEstimate:
+    """One image as it would be sent: ``sent_size`` and ``nbytes`` are what goes on the wire (None for a
+    link the server fetches itself), ``b64_chars`` the length of its base64 payload, ``tokens`` the billed
+    image tokens (None when unknown)."""
+
+    source: str
+    mime: str | None
+    original_size: tuple[int, int] | None
+    sent_size: tuple[int, int] | None
+    nbytes: int | None
+    b64_chars: int | None
+    tokens: int | None
+    detail: str
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_prepared(cls, img: PreparedImage) -> ImageEstimate:
+        sent = (img.width, img.height) if img.width and img.height else None
+        b64 = None if img.nbytes is None else 4 * math.ceil(img.nbytes / 3)
+        return cls(
+            img.source,
+            img.mime,
+            img.original_size,
+            sent,
+            img.nbytes,
+            b64,
+            img.tokens,
+            img.detail,
+            list(img.notes),
+        )
+
+
+@dataclass
+class Estimate:
+    """The estimated input of one question: per-image rows, text tokens, total tokens and cost.
+
+    ``cost`` is USD for the input tokens at the profile's price (None when the model has no price);
+    ``notes`` says what is approximate (unknown model, links of unknown size, text counted by characters).
+    """
+
+    model: str
+    detail: str
+    profile: ModelProfile
+    images: list[ImageEstimate]
+    text_tokens: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def image_tokens(self) -> int:
+        return sum(img.tokens or 0 for img in self.images)
+
+    @property
+    def input_tokens(self) -> int:
+        return self.image_tokens + self.text_tokens
+
+    @property
+    def nbytes(self) -> int:
+        return sum(img.nbytes or 0 for img in self.images)
+
+    @property
+    def cost(self) -> float | None:
+        if self.profile.price_in is None:
+            return None
+        return self.input_tokens * self.profile.price_in / 1_000_000
+
+    def _cost_text(self) -> str:
+        return "no price known" if self.cost is None else f"${self.cost:.4f}"
+
+    def summary(self) -> str:
+        """One line: images, tokens, bytes and cost."""
+        return (
+            f"{self.model} detail={self.detail}: {len(self.images)} image(s), {_human_bytes(self.nbytes)}, "
+            f"about {self.input_tokens} input tokens ({self.image_tokens} image + {self.text_tokens} text), "
+            f"{self._cost_text()} input"
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per image (for ``pandas.DataFrame(est.rows())``)."""
+        return [
+            {
+                "source": img.source,
+                "type": img.mime or "link",
+                "original": _size(img.original_size),
+                "sent": _size(img.sent_size) or "fetched by server",
+                "bytes": img.nbytes,
+                "base64 chars": img.b64_chars,
+                "tokens": img.tokens,
+                "notes": "; ".join(img.notes),
+            }
+            for img in self.images
+        ]
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        head = ["source", "type", "original", "sent", "bytes", "tokens", "notes"]
+        cells = [[str(r[h] if r[h] is not None else "?") for h in head] for r in rows]
+        for r, c in zip(rows, cells, strict=True):
+            c[4] = _human_bytes(r["bytes"]) if r["bytes"] is not None else "?"
+        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(head)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip() for c in cells]
+        return "\n".join([self.summary(), *lines, *self.notes])
+
+    def __repr__(self) -> str:
+        return f"<Estimate {self.summary()}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        head = ["source", "type", "original", "sent", "bytes", "tokens", "notes"]
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(_human_bytes(r[h]) if h == 'bytes' and r[h] is not None else str(r[h] or ''))}</td>"
+                for h in head
+            )
+            + "</tr>"
+            for r in self.rows()
+        )
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div class='vision-magic-estimate'><p><b>{html.escape(self.summary())}</b>. Nothing was sent.</p>"
+            f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
+
+
+def _size(size: tuple[int, int] | None) -> str:
+    return f"{size[0]}x{size[1]}" if size else ""
+
+
+def text_tokens(text: str) -> int:
+    """Approximate tokens of ``text`` (about 4 characters a token; an estimate, not a tokenizer).
+
+    Examples
+    --------
+    >>> text_tokens("What is in this photo?")
+    6
+    """
+    return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+
+def estimate(
+    *sources: Any,
+    model: str | None = None,
+    detail: str | None = None,
+    prompt: str | None = None,
+    resize: bool | None = None,
+    labels: list[str] | None = None,
+    profiles: dict[str, Any] | None = None,
+) -> Estimate:
+    """Prepare ``sources`` exactly as :func:`vision_magic.ask` would, send nothing, and return per image the
+    sent size, bytes and tokens plus the total estimated input cost.
+
+    Unset options come from ``%config VisionMagic`` (model, detail, resize, jpeg_quality, profiles).
+    Models not in the profile table are counted with the default (gpt-4o's tile rule, no price) and the
+    estimate says so.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> est = estimate(Image.new("RGB", (2048, 4096), "red"), model="gpt-4o", detail="high")
+    >>> est.images[0].sent_size, est.image_tokens
+    ((768, 1536), 1105)
+    >>> round(est.cost, 6)
+    0.00278
+    >>> estimate(Image.new("RGB", (64, 64)), model="llava:13b").notes[0]
+    "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
+    """
+    from .config import settings
+    from .sources import prepare_sources
+
+    cfg = settings()
+    model = model or cfg.model
+    detail = (detail or cfg.detail).lower()
+    profile = profile_for(model, cfg.profiles if profiles is None else profiles)
+    if detail == "original" and not profile.has_original:
+        raise VisionMagicError(
+            f"detail 'original' is not available for {model}: use auto, low or high "
+            "(or add original_budget to its profile in %config VisionMagic.profiles)"
+        )
+    options = ImageOptions(
+        profile=profile,
+        detail=detail,
+        resize=cfg.resize if resize is None else resize,
+        jpeg_quality=cfg.jpeg_quality,
+    )
+    if sources:
+        prepared = prepare_sources(sources, options, labels=labels)
+    else:
+        from .asking import _no_source_images
+
+        prepared = _no_source_images(options)
+    images = [ImageEstimate.from_prepared(img) for img in prepared]
+    notes: list[str] = []
+    if not profile.known:
+        notes.append(
+            f"{model} is not in the model table: counted with the default profile (gpt-4o's tile rule, "
+            "no price); add it with %config VisionMagic.profiles"
+        )
+    elif profile.price_in is None:
+        notes.append(f"no price known for {model}: add price_in to its profile")
+    if detail == "auto" and profile.rule == "tile":
+        notes.append("detail=auto counted as high (the upper bound; the server may pick low)")
+    links = [img.source for img in images if img.tokens is None]
+    if links:
+        notes.append(f"{len(links)} link(s) fetched by the server: their size and tokens are unknown here")
+    system = cfg.system or ""
+    tokens = text_tokens((prompt or "") + system) + _MESSAGE_OVERHEAD
+    notes.append("text tokens approximated at 4 characters a token")
+    return Estimate(model, detail, profile, images, tokens, notes)
