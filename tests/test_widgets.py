@@ -125,7 +125,8 @@ def test_stop_ends_the_stream_and_keeps_what_arrived(env):
     assert len(kept) < len(long_reply)
     panel.wait(60)
     assert _markdown(panel) == shown  # the request's thread drew nothing over it afterwards
-    assert panel.answer.incomplete
+    assert panel.answer.incomplete and panel.answer.error == "stopped"
+    assert panel.answer.text == kept  # the answer holds exactly what the panel shows
 
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)

@@ -8,6 +8,7 @@ can be clicked) while it arrives.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import threading
@@ -338,9 +339,10 @@ class AskPanel(widgets.VBox):
                     self.stop_button.disabled = True
 
     def _finish_stopped(self, answer: Answer, answer_bundle: Any) -> None:
-        answer.incomplete = True
-        answer.error = "stopped"
-        self._show(answer_bundle(answer.text, answer.footer()))
+        # A copy: the request's thread may append a last chunk to the original before its stream closes.
+        kept = dataclasses.replace(answer, text=answer.text, incomplete=True, error="stopped")
+        self.answer = kept
+        self._show(answer_bundle(kept.text, kept.footer()))
 
     def stop(self) -> None:
         """What the Stop button does: end the stream now and keep what arrived."""
