@@ -437,10 +437,11 @@ def _limit_name(options: ImageOptions) -> str:
 
 def _smaller_lossless(img: Any, png: bytes) -> tuple[bytes, str]:
     """A PNG's lossless WEBP twin when it is smaller (same pixels), else the PNG."""
-    if img.mode not in ("RGB", "L", "P", "1") or "transparency" in img.info:
+    # Only called for PNGs whose alpha is unused (see _passthrough): dropping it keeps every pixel.
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "1") or "transparency" in img.info:
         return png, "image/png"
     img.load()
-    alt = _lossless_webp(img if img.mode in ("RGB", "L") else img.convert("RGB"))
+    alt = _lossless_webp(img if img.mode in ("RGB", "L") else img.convert("L" if img.mode == "LA" else "RGB"))
     if alt is not None and len(alt) < len(png) * 0.9:
         return alt, "image/webp"
     return png, "image/png"
