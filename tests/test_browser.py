@@ -299,3 +299,50 @@ def test_panel_ask_button_shows_answer_in_the_panel(lab, page):
         assert shot.stat().st_size > 0
     finally:
         lab.delete_sessions(path)
+
+
+def _copy_demo(lab: Lab, name: str) -> str:
+    folder = lab.root / uuid.uuid4().hex[:8]
+    folder.mkdir()
+    shutil.copy(ROOT / "notebooks" / name, folder / name)
+    return f"{folder.name}/{name}"
+
+
+def test_plots_notebook_shows_figure_and_caption_together(lab, page):
+    path = _copy_demo(lab, "plots.ipynb")
+    try:
+        _open_and_run_all(page, lab, path)
+        cell = page.locator(".jp-Notebook .jp-CodeCell").filter(
+            has_text="caption = vision_magic.annotate(fig_a)"
+        )
+        answer = cell.locator(".jp-OutputArea-output[data-mime-type='text/markdown']")
+        answer.filter(has_text="You asked: Write a concise caption").wait_for()
+        answer.locator("sub", has_text="tokens in").wait_for()
+        assert answer.locator("strong", has_text="Answer").count() == 1
+        assert cell.locator("[data-mime-type='image/png'] img").count() == 1  # the figure, above its answer
+        # the last cell of the notebook ran too
+        last = page.locator(".jp-Notebook .jp-CodeCell").last
+        last.locator(".jp-OutputArea-output", has_text="Answer").wait_for()
+        _screenshot(cell, "plots_caption.png")
+    finally:
+        lab.delete_sessions(path)
+
+
+def test_teaching_notebook_panel_answers_in_the_page(lab, page):
+    path = _copy_demo(lab, "teaching.ipynb")
+    try:
+        _open_and_run_all(page, lab, path)
+        panel = page.locator(".vision-magic-panel")
+        answer = panel.locator(".widget-output .jp-OutputArea-output[data-mime-type='text/markdown']")
+        answer.filter(has_text="You asked: How many shapes are there, and what colours are they?").wait_for()
+        answer.locator("sub", has_text="tokens in").wait_for()
+        assert answer.locator("strong", has_text="Answer").count() == 1
+        # the "add the chart" cell ran: two thumbnails now
+        panel.locator("img").nth(1).wait_for()
+        magic = page.locator(".jp-Notebook .jp-CodeCell").last
+        magic.locator(".jp-OutputArea-output[data-mime-type='text/markdown']").filter(
+            has_text="You asked: Does the chart match the drawing?"
+        ).wait_for()
+        _screenshot(panel, "teaching_panel.png")
+    finally:
+        lab.delete_sessions(path)
