@@ -7,6 +7,7 @@ problem together and sends nothing (the test server sees zero requests).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 
@@ -217,3 +218,133 @@ def test_magic_survives_every_bad_case(openai_env, corpus, ishell):
         assert isinstance(result.error_in_exec, SourceErrors), name
     assert server.requests == []
     assert "vision_magic" in sys.modules
+
+
+# -- URLs inlined for a server that cannot fetch them (vision_magic.endpoints) --------------------------
+
+
+class _ImageSite:
+    """A small web server on 127.0.0.1 with one route per URL fault."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        buf = io.BytesIO()
+        Image.new("RGB", (30, 20), (0, 128, 255)).save(buf, "PNG")
+        png = buf.getvalue()
+        self.release = threading.Event()
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _head(self, status, ctype, length=None):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+
+            def do_GET(self):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._route()  # the client may stop reading early, as it should
+
+            def _route(self):
+                if self.path == "/ok.png":
+                    self._head(200, "image/png", len(png))
+                    self.wfile.write(png)
+                elif self.path == "/missing.png":
+                    self.send_error(404, "Not Found")
+                elif self.path == "/page.png":
+                    body = b"<!doctype html><html><body>Sign in to see this image</body></html>"
+                    self._head(200, "text/html; charset=utf-8", len(body))
+                    self.wfile.write(body)
+                elif self.path == "/huge.png":  # announces 100 MB
+                    self._head(200, "image/png", 100 * 1024 * 1024)
+                    self.wfile.write(png[:64])
+                elif self.path == "/huge-stream.png":  # 100 MB, no length given: only reading tells
+                    self._head(200, "image/png")
+                    chunk = bytes(64 * 1024)
+                    self.wfile.write(png[:8])
+                    for _ in range(100 * 16):
+                        self.wfile.write(chunk)
+                elif self.path == "/silent.png":  # says nothing for a minute
+                    site.release.wait(60)
+                elif self.path == "/text.bin":
+                    self._head(200, "application/octet-stream", 11)
+                    self.wfile.write(b"hello world")
+                else:
+                    self.send_error(500)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def site():
+    s = _ImageSite()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def inline_endpoint(openai_env):
+    """The test server as an endpoint that cannot fetch URLs, with short inline limits."""
+    from vision_magic.config import settings
+
+    cfg = settings()
+    saved = dict(cfg.endpoints)
+    cfg.endpoints = {
+        "test": {"base_url": openai_env.base_url, "inline_timeout": 0.5, "inline_max_bytes": 1_000_000}
+    }
+    yield openai_env
+    cfg.endpoints = saved
+
+
+def test_url_inlined_when_the_server_cannot_fetch(inline_endpoint, site):
+    server = inline_endpoint
+    answer = vision_magic.ask("bad-input url: ok", f"{site.url}/ok.png", display=False, cache=False)
+    [img] = answer.images
+    assert img.mime == "image/png" and (img.width, img.height) == (30, 20)
+    assert sent_image(img).convert("RGB").getpixel((3, 3)) == (0, 128, 255)
+    assert [i["url_kind"] for i in server.last.images] == ["data"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/missing.png", "HTTP 404"),
+        ("/page.png", "text/html, not an image"),
+        ("/huge.png", "over the inline limit"),
+        ("/huge-stream.png", "over the inline limit"),
+        ("/silent.png", "longer than 0.5 s"),
+        ("/text.bin", "not an image"),
+    ],
+)
+def test_url_faults_are_one_line(inline_endpoint, site, path, reason):
+    url = site.url + path
+    with pytest.raises(SourceErrors) as info:
+        vision_magic.ask(f"bad-input url: {path}", url, display=False, cache=False)
+    [err] = info.value.errors
+    assert err.source == url and reason in err.reason
+    assert "\n" not in str(info.value)
+    assert inline_endpoint.requests == []
+
+
+def test_all_url_faults_listed_together_nothing_sent(inline_endpoint, site, corpus):
+    urls = [site.url + p for p in ("/ok.png", "/missing.png", "/page.png", "/huge-stream.png", "/silent.png")]
+    with pytest.raises(SourceErrors) as info:
+        vision_magic.ask("bad-input url: all together", *urls, corpus["empty"], display=False, cache=False)
+    assert [e.source for e in info.value.errors] == [*urls[1:], str(corpus["empty"])]
+    assert "5 sources could not be used, nothing was sent" in str(info.value)
+    assert inline_endpoint.requests == []
