@@ -346,3 +346,36 @@ def test_teaching_notebook_panel_answers_in_the_page(lab, page):
         _screenshot(panel, "teaching_panel.png")
     finally:
         lab.delete_sessions(path)
+
+
+def test_panel_stop_keeps_what_arrived(lab, page):
+    prompt = f"Describe slowly ({uuid.uuid4().hex[:6]})"
+    path = lab.notebook(
+        "stop.ipynb",
+        [
+            "from PIL import Image\nfrom vision_magic import ask_panel\n"
+            f"panel = ask_panel(Image.new('RGB', (80, 80), 'yellow'), prompt={prompt!r})\npanel",
+        ],
+    )
+    lab.model_server.chunk_delay = 0.3  # ~7 s of streaming: time to see Ask disabled and click Stop
+    try:
+        _open_and_run_all(page, lab, path)
+        panel = page.locator(".vision-magic-panel")
+        ask = panel.locator("button.jupyter-button", has_text=re.compile(r"^\s*Ask\s*$"))
+        stop = panel.locator("button.jupyter-button", has_text=re.compile(r"^\s*Stop\s*$"))
+        ask.click()
+        answer = panel.locator(".widget-output .jp-OutputArea-output[data-mime-type='text/markdown']")
+        answer.locator("strong", has_text="Answer").wait_for()  # some text has arrived
+        assert ask.is_disabled()  # while the answer streams
+        stop.click()
+        answer.filter(has_text="incomplete: stopped").wait_for()
+        page.wait_for_function(
+            "() => { const b = [...document.querySelectorAll('.vision-magic-panel button')]"
+            ".find(b => b.textContent.trim() === 'Ask'); return b && !b.disabled; }",
+            timeout=WAIT_MS,
+        )
+        assert "A formula" not in answer.inner_text()  # the end of the reply never came
+        _screenshot(panel, "panel_stopped.png")
+    finally:
+        lab.model_server.chunk_delay = 0.02
+        lab.delete_sessions(path)
