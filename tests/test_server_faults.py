@@ -128,6 +128,17 @@ def test_timeout(openai_env, cfg, red):
     assert "No answer from" in line and "VisionMagic.timeout" in line
 
 
+def test_stream_that_stalls_times_out_in_one_line(openai_env, cfg, red):
+    server = openai_env
+    server.chunk_delay = 30  # headers and the first (empty) chunk, then silence
+    cfg.timeout = 0.5
+    cfg.max_retries = 0
+    with pytest.raises(APIError) as info:
+        vision_magic.ask("faults: stalled stream", red, display=False)
+    assert "No answer from" in one_line(info.value)
+    assert vision_magic.last_answer.incomplete
+
+
 # -- errors that are not retried ------------------------------------------------------------------
 
 
