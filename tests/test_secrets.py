@@ -207,6 +207,10 @@ def test_quickstart_flows_leak_no_key(openai_env, ishell, hay, red, tmp_path):
     hay.add("settings config", repr(cfg.config))
     hay.add("shell config", repr(ishell.config))
     assert len(server.chat_requests) >= 2
+    cache_dir = Path(os.environ["VISION_MAGIC_CACHE_DIR"])
+    assert any(
+        f.is_file() and f.stat().st_size for f in cache_dir.rglob("*")
+    )  # the cache rows are searched too
     # the key did go to the server (so the search above is meaningful), in the header only
     assert server.chat_requests[0].headers.get("authorization") == f"Bearer {FAKE_KEY}"
 
