@@ -1,6 +1,6 @@
 """Benchmark: what goes on the wire, and how fast it is prepared (a script, not a test).
 
-    .venv/bin/python bench/prepare.py [--repeat 5] [--model gpt-4o] [--detail high]
+    .venv/bin/python bench/prepare.py [--repeat 9] [--model gpt-4o] [--detail high]
 
 It makes its own images: a 12 MP phone-like JPEG (EXIF orientation 6, GPS tags), a 24 MP camera-like JPEG,
 a matplotlib plot and a 2560x1440 UI screenshot (PNG). For each it compares
@@ -10,7 +10,7 @@ a matplotlib plot and a 2560x1440 UI screenshot (PNG). For each it compares
   (c) bare    a minimal "draft-decode, resize, encode" pipeline written here,
   (d) full    full decode, then resize and encode (no draft),
 
-by base64 characters, sent size, billed tokens and median preparation time (base64 included), then prints
+by base64 characters, sent size, billed tokens and median preparation time (base64 included; methods run round-robin), then prints
 the target ratios: (a)/(b) characters >= 15 for photos at identical tokens, (b)/(c) time <= 1.2,
 (d)/(b) time >= 2, and the plot no larger than matplotlib's own PNG.
 """
@@ -153,14 +153,18 @@ def vision_magic_bytes(data: bytes, options: ImageOptions) -> tuple[str, tuple[i
     return p.url.split(",", 1)[1], (p.width, p.height)
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm up (imports, plugin registration)
-    times = []
+def median_times(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function, run round-robin so that load from other processes on a shared
+    machine falls on all of them alike instead of on whichever happened to run then."""
+    for fn in fns:
+        fn()  # warm up (imports, plugin registration)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 # ---------------------------------------------------------------- the table
@@ -168,7 +172,7 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--model", default="gpt-4o")
     ap.add_argument("--detail", default="high")
     args = ap.parse_args()
@@ -191,14 +195,16 @@ def main() -> int:
     checks: list[tuple[str, bool]] = []
     for name, data in cases:
         res: dict[str, tuple[str, tuple[int, int], float]] = {}
-        for method, fn in [
+        methods = [
             ("(a) as-is", lambda d=data: as_is(d)),
             ("(b) vision_magic", lambda d=data: vision_magic_bytes(d, options)),
             ("(c) bare draft+resize", lambda d=data: bare(d, profile, args.detail)),
             ("(d) full decode+resize", lambda d=data: bare(d, profile, args.detail, draft=False)),
-        ]:
+        ]
+        medians = median_times([fn for _, fn in methods], args.repeat)
+        for (method, fn), t in zip(methods, medians, strict=True):
             b64, size = fn()
-            res[method] = (b64, size, median_time(fn, args.repeat))
+            res[method] = (b64, size, t)
         a_chars = len(res["(a) as-is"][0])
         b_chars = len(res["(b) vision_magic"][0])
         for method, (b64, size, t) in res.items():
@@ -235,8 +241,9 @@ def main() -> int:
 
     # The plot: matplotlib's own PNG (a) against what vision_magic sends for the figure (b).
     fig_prepared = prepare_figure(fig, "plot", options)
-    t_fig = median_time(lambda: prepare_figure(fig, "plot", options), args.repeat)
-    t_png = median_time(lambda: matplotlib_png(fig), args.repeat)
+    t_fig, t_png = median_times(
+        [lambda: prepare_figure(fig, "plot", options), lambda: matplotlib_png(fig)], args.repeat
+    )
     a_b64 = base64.b64encode(plot_png).decode("ascii")
     plot_size = Image.open(io.BytesIO(plot_png)).size
     for method, chars, size, t in [
