@@ -74,6 +74,26 @@ def truncated_png(d: Path) -> Path:
     return p
 
 
+def _photo(size=(200, 150)) -> Image.Image:
+    return Image.radial_gradient("L").resize(size).convert("RGB")
+
+
+def truncated_webp(d: Path) -> Path:
+    buf = io.BytesIO()
+    _photo().save(buf, "WEBP", quality=80)
+    p = d / "truncated.webp"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return p
+
+
+def truncated_gif(d: Path) -> Path:
+    buf = io.BytesIO()
+    _photo().save(buf, "GIF")
+    p = d / "truncated.gif"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return p
+
+
 def cmyk_jpeg(d: Path) -> Path:
     # Pure cyan in CMYK: (255, 0, 0, 0) -> RGB (0, 255, 255)
     return _save(d / "cmyk.jpg", Image.new("CMYK", (64, 48), (255, 0, 0, 0)), "JPEG", quality=95)
@@ -183,6 +203,8 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "text_png": text_png,
     "truncated_jpeg": truncated_jpeg,
     "truncated_png": truncated_png,
+    "truncated_webp": truncated_webp,
+    "truncated_gif": truncated_gif,
     "cmyk_jpeg": cmyk_jpeg,
     "png16": png16,
     "tiff16": tiff16,
@@ -207,6 +229,8 @@ BAD = {
     "text_png": "not an image",
     "truncated_jpeg": "truncated",
     "truncated_png": "truncated",
+    "truncated_webp": "corrupt",
+    "truncated_gif": "corrupt",
     "svg": "SVG",
     "heic": "HEIC",
     "avif": "AVIF",

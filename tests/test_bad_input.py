@@ -89,9 +89,13 @@ def test_huge_header_refused_before_decoding(corpus, monkeypatch):
 
 
 def test_truncated_files_are_never_sent_as_they_are(corpus):
-    for name in ("truncated_jpeg", "truncated_png"):
-        with pytest.raises(SourceErrors, match=r"corrupt image/(jpeg|png) image \(image file is truncated"):
+    for name in ("truncated_jpeg", "truncated_png", "truncated_gif"):
+        with pytest.raises(
+            SourceErrors, match=r"corrupt image/(jpeg|png|gif) image \(image file is truncated"
+        ):
             prepare_sources([corpus[name]])
+    with pytest.raises(SourceErrors, match=r"truncated.webp: corrupt image"):
+        prepare_sources([corpus["truncated_webp"]])
 
 
 def test_rgba_transparent_area_becomes_white(corpus):

@@ -133,7 +133,8 @@ def png_has_metadata(data: bytes) -> bool:
 
 
 def is_complete(data: bytes, mime: str) -> bool:
-    """False when a PNG or JPEG visibly ends early (no IEND chunk / no end-of-image marker).
+    """False when a PNG, JPEG, WEBP or GIF visibly ends early (no IEND chunk, end-of-image marker, trailer; or
+    shorter than its RIFF header says).
 
     Examples
     --------
@@ -144,4 +145,8 @@ def is_complete(data: bytes, mime: str) -> bool:
         return bytes(data[-12:-8]) == b"\x00\x00\x00\x00" and bytes(data[-8:-4]) == b"IEND"
     if mime == "image/jpeg":
         return bytes(data).rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    if mime == "image/webp":  # the RIFF header gives the length
+        return len(data) >= 12 and len(data) >= 8 + struct.unpack("<I", bytes(data[4:8]))[0]
+    if mime == "image/gif":  # the trailer byte
+        return bytes(data).rstrip(b"\x00")[-1:] == b";"
     return True
