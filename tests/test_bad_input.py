@@ -352,3 +352,18 @@ def test_all_url_faults_listed_together_nothing_sent(inline_endpoint, site, corp
     assert [e.source for e in info.value.errors] == [*urls[1:], str(corpus["empty"])]
     assert "5 sources could not be used, nothing was sent" in str(info.value)
     assert inline_endpoint.requests == []
+
+
+def test_directory_and_glob_name_each_bad_file(tmp_path, monkeypatch):
+    from badimages import rgba, text_png, truncated_png
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for make in (rgba, text_png, truncated_png):
+        make(folder)
+    monkeypatch.chdir(tmp_path)
+    for spec in ("mixed", "mixed/*.png"):
+        with pytest.raises(SourceErrors) as info:
+            prepare_sources([spec])
+        assert [e.source.rsplit("/", 1)[-1] for e in info.value.errors] == ["notes.png", "truncated.png"]
+        assert "2 sources could not be used, nothing was sent" in str(info.value)
