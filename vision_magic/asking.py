@@ -99,12 +99,18 @@ def prepare_question(
         jpeg_quality=cfg.jpeg_quality,
     )
     from . import endpoints, structured
+    from .cache import remember_prepared
 
     base_url = resolve_base_url(cfg)
     endpoint = endpoints.endpoint_for(base_url, cfg.endpoints)
     link_handler = endpoints.link_handler(endpoint, options)
     images = (
-        prepare_sources(sources, options, labels=labels, link_handler=link_handler)
+        remember_prepared(
+            sources,
+            options,
+            labels,
+            lambda: prepare_sources(sources, options, labels=labels, link_handler=link_handler),
+        )
         if sources
         else []
         if history
