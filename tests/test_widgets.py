@@ -81,6 +81,19 @@ def test_panel_shows_thumbnails_and_a_live_token_estimate(env):
     panel.detail.value = "low"
     assert panel.image_tokens == 2 * low
     assert f"~{2 * low} image tokens" in panel.estimate.value
+    # the same numbers as vision_magic.estimate() for the same images, prompt, model and detail
+    import vision_magic
+
+    panel.prompt.value = "How many squares?"
+    expected = vision_magic.estimate(
+        Image.new("RGB", (200, 100), "red"),
+        _png("blue"),
+        model="gpt-4o",
+        detail="low",
+        prompt="How many squares?",
+    )
+    assert panel.current_estimate().input_tokens == expected.input_tokens
+    assert f"~{expected.input_tokens} tokens in" in panel.estimate.value
     panel.model.value = "llava:13b"  # unknown to the table: no price
     assert "$" not in panel.estimate.value
     panel.remove_source(0)

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from . import last_image
 from .answer import Answer
 from .errors import VisionMagicError
-from .profiles import DETAILS, PROFILES, cost, profile_for
+from .profiles import DETAILS, PROFILES, profile_for
 
 _NO_IMAGES = "add an image first: upload files, paste a URL or path, or click “current figure”"
 
@@ -248,18 +248,32 @@ class AskPanel(widgets.VBox):
         """Estimated image tokens of the current selection for the chosen model and detail."""
         return sum(img.tokens or 0 for img in self._images)
 
+    def current_estimate(self) -> Any:
+        """The :class:`vision_magic.Estimate` of the current selection and prompt (images as prepared for
+        the chosen model and detail; the same numbers ``vision_magic.estimate`` and ``--cost`` give)."""
+        from .config import settings
+        from .estimates import _MESSAGE_OVERHEAD, Estimate, ImageEstimate, text_tokens
+
+        cfg = settings()
+        model = self.model.value.strip() or cfg.model
+        return Estimate(
+            model,
+            self.detail.value,
+            profile_for(model, cfg.profiles),
+            [ImageEstimate.from_prepared(img) for img in self._images],
+            text_tokens(self.prompt.value + (cfg.system or "")) + _MESSAGE_OVERHEAD,
+        )
+
     def _show_estimate(self) -> None:
         if not self.sources:
             self.estimate.value = f"<small>{html.escape(_NO_IMAGES)}</small>"
             return
-        profile = profile_for(self.model.value.strip())
-        tokens_in = self.image_tokens + len(self.prompt.value) // 4 + 10
-        usd = cost(tokens_in, 0, profile)
-        price = f" · ≈ ${usd:.4f} in" if usd is not None else ""
-        n = len(self._images)
+        est = self.current_estimate()
+        price = f" · ≈ ${est.cost:.4f} in" if est.cost is not None else ""
+        n = len(est.images)
         self.estimate.value = (
-            f"<small>{n} image{'s' if n != 1 else ''} · ~{self.image_tokens:,} image tokens · "
-            f"~{tokens_in:,} tokens in{price}</small>"
+            f"<small>{n} image{'s' if n != 1 else ''} · ~{est.image_tokens:,} image tokens · "
+            f"~{est.input_tokens:,} tokens in{price}</small>"
         )
 
     # -- asking ---------------------------------------------------------------------------------------
