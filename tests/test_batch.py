@@ -209,3 +209,9 @@ def test_helpers():
         "a.png",
         "https://x.org/b.png",
     ]
+
+
+def test_progress_bar_in_text_outside_jupyter(openai_env, folder, capsys):
+    vision_magic.ask_many("progress?", str(folder), concurrency=2)
+    err = capsys.readouterr().err
+    assert "ask_many" in err and "6/6" in err

@@ -207,3 +207,13 @@ def test_magic_rerun_shows_the_replayed_answer_at_once(shell, openai_env, red):
     assert shell.run_cell(cell.replace("\n", " --refresh\n")).error_in_exec is None
     assert shell.run_cell(cell.replace("\n", " --no-cache\n")).error_in_exec is None
     assert len(server.chat_requests) == 3
+
+
+def test_a_changed_file_is_prepared_and_sent_again(openai_env, red):
+    server = openai_env
+    vision_magic.ask("cache: edited file", red, display=False)
+    assert vision_magic.ask("cache: edited file", red, display=False).replayed
+    Image.new("RGB", (40, 30), (0, 255, 0)).save(red)  # same name and size, new pixels
+    again = vision_magic.ask("cache: edited file", red, display=False)
+    assert not again.replayed and len(server.chat_requests) == 2
+    assert server.last.images[0]["bytes"] == again.images[0].nbytes

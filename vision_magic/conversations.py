@@ -49,7 +49,9 @@ class Chat:
     def ask(self, prompt: str, *sources: Any, **options: Any) -> Answer:
         """Ask a follow-up in this thread: earlier turns are sent first; the answer joins the thread.
 
-        Takes :func:`vision_magic.ask`'s options. Examples
+        Takes :func:`vision_magic.ask`'s options (display, model, detail, cache, refresh, schema, ...).
+
+        Examples
         --------
         >>> c = vision_magic.chat("figure")  # doctest: +SKIP
         >>> c.ask("What does this plot show?", fig)  # doctest: +SKIP
