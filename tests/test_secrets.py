@@ -273,7 +273,8 @@ def test_executed_notebooks_contain_no_key(openai_env, path, tmp_path, monkeypat
             client.execute_cell(cell, index)
     saved = nbformat.writes(nb)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert outputs, "the notebook produced no output"
+    answers = [o for o in outputs if "text/markdown" in o.get("data", {})]
+    assert answers, "the notebook showed no answer: the search below would prove nothing"
     if quickstart:
         errors = [o for o in outputs if o.get("output_type") == "error"]
         assert [e["ename"] for e in errors] == ["APIError"]
