@@ -136,3 +136,20 @@ def test_an_endpoint_key_variable(openai_env, isolated, monkeypatch, tmp_path):
     monkeypatch.setenv("MY_SERVER_KEY", "sk-other-0123456789abcdef")
     vision_magic.ask("key?", path, display=False)
     assert server.last.headers["authorization"] == "Bearer sk-other-0123456789abcdef"
+
+
+def test_an_endpoint_without_webp_gets_png(openai_env, isolated, tmp_path):
+    """A plot-like image that would go as lossless WEBP goes as PNG to a server that rejects WEBP."""
+    import numpy as np
+
+    server = openai_env
+    rng = np.random.default_rng(0)
+    pixels = (rng.integers(0, 4, (300, 400)) * 60).astype("uint8")  # few colours, poor PNG compression
+    path = tmp_path / "plot.png"
+    Image.fromarray(pixels, "L").convert("RGB").save(path)
+    default = vision_magic.ask("webp?", path, display=False, cache=False)
+    isolated.endpoints = {"lm": {"base_url": server.base_url, "webp": False}}
+    no_webp = vision_magic.ask("webp?", path, display=False, cache=False)
+    assert no_webp.images[0].mime == "image/png"
+    assert server.last.images[0]["mime"] == "image/png"
+    assert default.images[0].mime == "image/webp", "the default sends the smaller lossless WEBP"

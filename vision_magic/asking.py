@@ -103,6 +103,7 @@ def prepare_question(
 
     base_url = resolve_base_url(cfg)
     endpoint = endpoints.endpoint_for(base_url, cfg.endpoints)
+    options.webp = options.webp and endpoint.webp
     link_handler = endpoints.link_handler(endpoint, options)
     images = (
         remember_prepared(

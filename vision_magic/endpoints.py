@@ -35,6 +35,7 @@ class Endpoint:
     detail : whether it honours the image ``detail`` field (False: the field is left out).
     models : its vision models (informational; listed in ``%config``).
     inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64.
+    webp : whether it takes WEBP (False: graphics go as PNG, never as the smaller lossless WEBP).
 
     Examples
     --------
@@ -52,6 +53,7 @@ class Endpoint:
     models: list[str] = field(default_factory=list)
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
+    webp: bool = True
 
     def __post_init__(self) -> None:
         if self.fetch_urls is None:
