@@ -215,3 +215,25 @@ def test_progress_bar_in_text_outside_jupyter(openai_env, folder, capsys):
     vision_magic.ask_many("progress?", str(folder), concurrency=2)
     err = capsys.readouterr().err
     assert "ask_many" in err and "6/6" in err
+
+
+def test_works_while_an_event_loop_runs_as_in_jupyter(openai_env, folder):
+    """ipykernel runs an asyncio loop: ask_many then runs its own loop in a worker thread."""
+    import asyncio
+
+    server = openai_env
+    server.reply = colour_of
+
+    async def cell():
+        return vision_magic.ask_many("in a loop", str(folder), progress=False)
+
+    df = asyncio.run(cell())
+    assert list(df["answer"]) == COLOURS and len(server.chat_requests) == 6
+
+    async def awaited():
+        from vision_magic.batch import ask_many_async
+
+        return await ask_many_async("in a loop", str(folder), progress=False)
+
+    again = asyncio.run(awaited())
+    assert again["replayed"].all() and len(server.chat_requests) == 6

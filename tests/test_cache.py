@@ -217,3 +217,24 @@ def test_a_changed_file_is_prepared_and_sent_again(openai_env, red):
     again = vision_magic.ask("cache: edited file", red, display=False)
     assert not again.replayed and len(server.chat_requests) == 2
     assert server.last.images[0]["bytes"] == again.images[0].nbytes
+
+
+def test_a_kernel_killed_mid_write_leaves_the_cache_intact(cache_in_tmp):
+    """SIGKILL inside an open write transaction: the committed answers survive, the torn one is absent."""
+    code = """
+        import os, signal
+        from vision_magic import cache
+        from vision_magic.answer import Answer
+        cache.put("kept", Answer(text="kept answer", model="m"))
+        conn = cache._connect(cache.path())
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO answers VALUES ('torn', 0, 'm', 'half', NULL, NULL, '', 0)")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+    proc = _run_python(code, {"VISION_MAGIC_CACHE_DIR": str(cache_in_tmp.parent)})
+    assert proc.returncode == -9
+    assert cache.get("kept")["text"] == "kept answer"
+    assert cache.get("torn") is None
+    assert sqlite3.connect(cache_in_tmp).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    cache.put("after", vision_magic.Answer(text="later", model="m"))
+    assert cache.stats()["entries"] == 2

@@ -116,9 +116,20 @@ class AskImageMagics(Magics):
             %%ask_image
             What does the plot above show?
 
+            %%ask_image --continue
+            And the left panel?
+
+            %%ask_image --each figures/*.png --concurrency 16 --out table
+            Is there a legend?
+
+            %%ask_image receipt.jpg --json
+            Give merchant, date and total.
+
         Answers stream in as Markdown; ``vision_magic.last_answer`` holds the last one. Configure defaults
         with ``%config VisionMagic.model = "gpt-4o-mini"`` (also detail, max_tokens, temperature, system,
         base_url, timeout). The key comes from OPENAI_API_KEY; OPENAI_BASE_URL picks any compatible server.
+        Re-running an identical question replays the stored answer (``--refresh`` asks again, ``--no-cache``
+        bypasses; ``vision_magic.cache.stats()``); ``vision_magic.chat(NAME)`` holds a thread's turns.
         """
         args = parse_argstring(self.ask_image, line)
         # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
