@@ -18,7 +18,7 @@ import ipywidgets as widgets
 
 from . import last_image
 from .answer import Answer
-from .errors import VisionMagicError
+from .errors import VisionMagicError, redact
 from .profiles import DETAILS, PROFILES, profile_for
 
 _NO_IMAGES = "add an image first: upload files, paste a URL or path, or click “current figure”"
@@ -29,7 +29,7 @@ class _Stopped(KeyboardInterrupt):
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e) if isinstance(e, VisionMagicError) else f"{type(e).__name__}: {e}"
+    text = str(e) if isinstance(e, VisionMagicError) else redact(f"{type(e).__name__}: {e}")
     return " ".join(text.split()) or type(e).__name__
 
 
