@@ -237,3 +237,54 @@ def test_works_while_an_event_loop_runs_as_in_jupyter(openai_env, folder):
 
     again = asyncio.run(awaited())
     assert again["replayed"].all() and len(server.chat_requests) == 6
+
+
+def test_each_in_a_real_kernel_with_a_restart_in_between(tmp_path, openai_env, folder):
+    """%%ask_image --each in a Jupyter kernel (its loop is running): a table, a progress bar; after a kernel
+    restart the same cell sends nothing."""
+    import os
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+    from server_fixtures import FAKE_KEY
+
+    server = openai_env
+    server.reply = colour_of
+    root = Path(__file__).resolve().parent.parent
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext vision_magic"),
+        nbformat.v4.new_code_cell("%%ask_image --each imgs/*.png --concurrency 3 --out t\nWhich colour?"),
+        nbformat.v4.new_code_cell("list(t['answer']), int(t['replayed'].sum())"),
+    ]
+    env = {
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "PYTHONPATH": str(root),
+        "VISION_MAGIC_CACHE_DIR": os.environ["VISION_MAGIC_CACHE_DIR"],
+    }
+    results = []
+    for _run in range(2):  # two kernels = a restart
+        saved = dict(os.environ)
+        try:
+            os.environ.update(env)
+            copy = nbformat.from_dict(nb)
+            NotebookClient(
+                copy, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder.parent)}}
+            ).execute()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        results.append(copy)
+    first, second = results
+    table_outputs = first.cells[1].outputs
+    assert any(
+        "text/html" in o.get("data", {}) and "00_red.png" in o["data"]["text/html"] for o in table_outputs
+    )
+    assert first.cells[2].outputs[0]["data"]["text/plain"] == f"({COLOURS!r}, 0)"
+    assert second.cells[2].outputs[0]["data"]["text/plain"] == f"({COLOURS!r}, 6)"
+    assert len(server.chat_requests) == 6, "the restarted kernel sent requests"
+    kinds = [k for o in table_outputs for k in o.get("data", {"stream:" + o.get("name", ""): 1})]
+    assert "application/vnd.jupyter.widget-view+json" in kinds, "the notebook progress bar"
+    assert FAKE_KEY not in nbformat.writes(first)
