@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "Chat",
     "PreparedImage",
     "SourceError",
     "SourceErrors",
@@ -56,9 +57,12 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from . import cache
     from .answer import Answer
     from .asking import ask
+    from .batch import ask_many
     from .config import VisionMagic
+    from .conversations import Chat, chat
     from .convert import PreparedImage
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .estimates import estimate
