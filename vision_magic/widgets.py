@@ -287,7 +287,9 @@ class AskPanel(widgets.VBox):
     def ask(self, wait: bool = False) -> Answer | None:
         """What the Ask button does: send the question; the answer streams into the panel.
 
-        Returns at once (the request runs in a thread) unless ``wait``; then returns the :class:`Answer`.
+        Returns the :class:`Answer` being filled at once (the request runs in a thread), or when it is
+        complete with ``wait=True``; None when nothing was sent (the reason is shown in the panel) or a
+        request is already running.
         """
         if self.ask_button.disabled:
             return None
