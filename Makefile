@@ -26,3 +26,4 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/batch.py

@@ -25,7 +25,9 @@ cells = [
         "    from vision_magic.config import settings\n"
         "    print('Asking', settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
     ),
-    nbf.v4.new_markdown_cell("Make a few images to ask about: a phone-style photo (stored sideways, with GPS tags) and a chart."),
+    nbf.v4.new_markdown_cell(
+        "Make a few images to ask about: a phone-style photo (stored sideways, with GPS tags) and a chart."
+    ),
     nbf.v4.new_code_cell(
         "from pathlib import Path\n"
         "import numpy as np\n"
@@ -47,12 +49,18 @@ cells = [
         "plt.close(fig)\n"
         "sorted(p.name for p in Path('images').iterdir())"
     ),
-    nbf.v4.new_markdown_cell("### A file path (EXIF orientation applied, metadata stripped, resized to what the model uses)"),
-    nbf.v4.new_code_cell("%%ask_image images/photo.jpg --out photo_answer\nWhat colours do you see, and which way is up?"),
+    nbf.v4.new_markdown_cell(
+        "### A file path (EXIF orientation applied, metadata stripped, resized to what the model uses)"
+    ),
+    nbf.v4.new_code_cell(
+        "%%ask_image images/photo.jpg --out photo_answer\nWhat colours do you see, and which way is up?"
+    ),
     nbf.v4.new_markdown_cell("### A glob, and a whole directory"),
     nbf.v4.new_code_cell("%%ask_image images/*.png\nWhat does this chart show?"),
     nbf.v4.new_code_cell("%%ask_image images/ -d low\nDescribe each image in one sentence."),
-    nbf.v4.new_markdown_cell("### Variables: a matplotlib figure and Axes, a PIL image, a numpy array, bytes, a list"),
+    nbf.v4.new_markdown_cell(
+        "### Variables: a matplotlib figure and Axes, a PIL image, a numpy array, bytes, a list"
+    ),
     nbf.v4.new_code_cell(
         "fig, ax = plt.subplots(figsize=(4, 3))\n"
         "ax.bar(['a', 'b', 'c'], [3, 1, 2])\n"

@@ -23,7 +23,9 @@ def run(path: Path) -> int:
     workdir = ROOT / "out"
     workdir.mkdir(exist_ok=True)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    )
     target = workdir / path.name
     status = 0
     try:
@@ -44,7 +46,9 @@ def run(path: Path) -> int:
         for cell in nb.cells
         for o in cell.get("outputs", [])
     )
-    print(f"{path.name}: executed -> {target.relative_to(ROOT)} ({len(answers)} answers, {dry_runs} dry runs)")
+    print(
+        f"{path.name}: executed -> {target.relative_to(ROOT)} ({len(answers)} answers, {dry_runs} dry runs)"
+    )
     for text in answers[:3]:
         print("  answer:", " ".join(text.split())[:160])
     if dry_runs and not answers:
