@@ -105,18 +105,17 @@ def prepare_question(
     endpoint = endpoints.endpoint_for(base_url, cfg.endpoints)
     options.webp = options.webp and endpoint.webp
     link_handler = endpoints.link_handler(endpoint, options)
-    images = (
-        remember_prepared(
+    if sources:
+        images = remember_prepared(
             sources,
             options,
             labels,
             lambda: prepare_sources(sources, options, labels=labels, link_handler=link_handler),
         )
-        if sources
-        else []
-        if history
-        else _no_source_images(options)  # a follow-up's images are in the history
-    )
+    elif history:
+        images = []  # a follow-up's images are in the history
+    else:
+        images = _no_source_images(options)
     prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
     response_format = structured.response_format(schema, json_mode)
     if response_format is not None:
