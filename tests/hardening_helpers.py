@@ -1,4 +1,4 @@
-"""Shared pieces of the hardening tests (issue 6): a real IPython shell with captured displays.
+"""Shared test pieces: a real IPython shell with vision_magic loaded and its displays captured.
 
 ``start_ipython()`` returns None after its first call in a process, so the shell is fetched with
 ``get_ipython()`` then; displays are captured by wrapping the shell's display publisher.

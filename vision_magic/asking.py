@@ -40,6 +40,37 @@ class Question:
         return sum(img.tokens or 0 for img in self.images)
 
 
+def image_options(
+    cfg: VisionMagic,
+    model: str | None,
+    detail: str | None,
+    resize: bool | None,
+    *,
+    profiles: dict[str, Any] | None = None,
+    webp: bool = True,
+) -> tuple[str, str, ModelProfile, ImageOptions]:
+    """The model, detail, profile and image options in force (arguments over ``%config`` defaults).
+
+    Raises a one-line error for ``detail="original"`` on a model family that has no such level.
+    """
+    model = model or cfg.model
+    detail = (detail or cfg.detail).lower()
+    profile = profile_for(model, cfg.profiles if profiles is None else profiles)
+    if detail == "original" and not profile.has_original:
+        raise VisionMagicError(
+            f"detail 'original' is not available for {model}: use auto, low or high "
+            "(or add original_budget to its profile in %config VisionMagic.profiles)"
+        )
+    options = ImageOptions(
+        profile=profile,
+        detail=detail,
+        resize=cfg.resize if resize is None else resize,
+        jpeg_quality=cfg.jpeg_quality,
+        webp=webp,
+    )
+    return model, detail, profile, options
+
+
 def _no_source_images(options: ImageOptions) -> list[PreparedImage]:
     """The most recent image the notebook showed, or the open matplotlib figure."""
     from .sources import prepare_figure
@@ -84,26 +115,12 @@ def prepare_question(
     from .client import build_messages, build_request, resolve_base_url
 
     cfg = cfg or settings()
-    model = model or cfg.model
-    detail = (detail or cfg.detail).lower()
-    profile = profile_for(model, cfg.profiles)
-    if detail == "original" and not profile.has_original:
-        raise VisionMagicError(
-            f"detail 'original' is not available for {model}: use auto, low or high "
-            "(or add original_budget to its profile in %config VisionMagic.profiles)"
-        )
-    options = ImageOptions(
-        profile=profile,
-        detail=detail,
-        resize=cfg.resize if resize is None else resize,
-        jpeg_quality=cfg.jpeg_quality,
-    )
     from . import endpoints, structured
     from .cache import remember_prepared
 
     base_url = resolve_base_url(cfg)
     endpoint = endpoints.endpoint_for(base_url, cfg.endpoints)
-    options.webp = options.webp and endpoint.webp
+    model, detail, profile, options = image_options(cfg, model, detail, resize, webp=endpoint.webp)
     link_handler = endpoints.link_handler(endpoint, options)
     if sources:
         images = remember_prepared(

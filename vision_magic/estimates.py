@@ -11,9 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .convert import ImageOptions, PreparedImage, _human_bytes
-from .errors import VisionMagicError
-from .profiles import ModelProfile, profile_for
+from .convert import PreparedImage, _human_bytes
+from .profiles import ModelProfile
 
 # Without a tokenizer (tiktoken is optional and not required) text is counted at ~4 characters a token.
 _CHARS_PER_TOKEN = 4
@@ -192,24 +191,15 @@ def estimate(
     >>> estimate(Image.new("RGB", (64, 64)), model="llava:13b").notes[0]
     "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
     """
+    from .asking import image_options
+    from .client import resolve_base_url
     from .config import settings
+    from .endpoints import endpoint_for
     from .sources import prepare_sources
 
     cfg = settings()
-    model = model or cfg.model
-    detail = (detail or cfg.detail).lower()
-    profile = profile_for(model, cfg.profiles if profiles is None else profiles)
-    if detail == "original" and not profile.has_original:
-        raise VisionMagicError(
-            f"detail 'original' is not available for {model}: use auto, low or high "
-            "(or add original_budget to its profile in %config VisionMagic.profiles)"
-        )
-    options = ImageOptions(
-        profile=profile,
-        detail=detail,
-        resize=cfg.resize if resize is None else resize,
-        jpeg_quality=cfg.jpeg_quality,
-    )
+    webp = endpoint_for(resolve_base_url(cfg), cfg.endpoints).webp  # the same encoding as when sending
+    model, detail, profile, options = image_options(cfg, model, detail, resize, profiles=profiles, webp=webp)
     if sources:
         prepared = prepare_sources(sources, options, labels=labels)
     else:

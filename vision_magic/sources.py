@@ -66,8 +66,8 @@ def prepare_sources(
     Examples
     --------
     >>> from PIL import Image
-    >>> [p.describe() for p in prepare_sources([Image.new("RGB", (64, 32), "white")])]
-    ['image 0 image/png 64x32, 0 KB']
+    >>> [(p.mime, p.width, p.height) for p in prepare_sources([Image.new("RGB", (64, 32), "white")])]
+    [('image/png', 64, 32)]
     """
     options = options or ImageOptions()
     sources = list(sources)
