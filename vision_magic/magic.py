@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -131,7 +132,12 @@ class AskImageMagics(Magics):
         Re-running an identical question replays the stored answer (``--refresh`` asks again, ``--no-cache``
         bypasses; ``vision_magic.cache.stats()``); ``vision_magic.chat(NAME)`` holds a thread's turns.
         """
-        args = parse_argstring(self.ask_image, line)
+        try:
+            args = parse_argstring(self.ask_image, line)
+        except ValueError as e:  # shlex: "No closing quotation"
+            raise UsageError(
+                f"%%ask_image: cannot read the line ({e}): close the quote around the path"
+            ) from None
         # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
         args.sources = [_unquote(t) for t in args.sources]
         for name in ("model", "system", "out"):

@@ -261,8 +261,10 @@ def array_to_image(arr: Any, label: str) -> Any:
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     elif a.dtype.kind == "f":
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        if np.isnan(a).any() or lo < 0 or hi > 1:
+        if np.isnan(a).any():
+            raise SourceError(label, "the float array contains NaN; replace it (e.g. np.nan_to_num(arr))")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
             raise SourceError(
                 label,
                 f"float array values must be in [0, 1] (found {lo:g}..{hi:g}); scale it, e.g. arr / arr.max()",
