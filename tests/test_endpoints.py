@@ -138,8 +138,9 @@ def test_an_endpoint_key_variable(openai_env, isolated, monkeypatch, tmp_path):
     assert server.last.headers["authorization"] == "Bearer sk-other-0123456789abcdef"
 
 
-def test_an_endpoint_without_webp_gets_png(openai_env, isolated, tmp_path):
-    """A plot-like image that would go as lossless WEBP goes as PNG to a server that rejects WEBP."""
+def test_webp_only_where_the_server_is_known_to_take_it(openai_env, isolated, tmp_path):
+    """A plot-like image goes as the smaller lossless WEBP only to servers known to take WEBP (OpenAI, Azure,
+    or an endpoint configured with webp=True); any other server gets PNG, which every server takes."""
     import numpy as np
 
     server = openai_env
@@ -147,9 +148,12 @@ def test_an_endpoint_without_webp_gets_png(openai_env, isolated, tmp_path):
     pixels = (rng.integers(0, 4, (300, 400)) * 60).astype("uint8")  # few colours, poor PNG compression
     path = tmp_path / "plot.png"
     Image.fromarray(pixels, "L").convert("RGB").save(path)
-    default = vision_magic.ask("webp?", path, display=False, cache=False)
-    isolated.endpoints = {"lm": {"base_url": server.base_url, "webp": False}}
-    no_webp = vision_magic.ask("webp?", path, display=False, cache=False)
-    assert no_webp.images[0].mime == "image/png"
+    unknown = vision_magic.ask("webp?", path, display=False, cache=False)
+    assert unknown.images[0].mime == "image/png"
     assert server.last.images[0]["mime"] == "image/png"
-    assert default.images[0].mime == "image/webp", "the default sends the smaller lossless WEBP"
+    isolated.endpoints = {"ollama": {"base_url": server.base_url, "webp": True}}
+    opted_in = vision_magic.ask("webp?", path, display=False, cache=False)
+    assert opted_in.images[0].mime == "image/webp", "the smaller lossless WEBP where the server takes it"
+    assert server.last.images[0]["mime"] == "image/webp"
+    assert opted_in.images[0].nbytes < unknown.images[0].nbytes
+    assert endpoint_for("https://api.openai.com/v1").webp is True

@@ -35,7 +35,8 @@ class Endpoint:
     detail : whether it honours the image ``detail`` field (False: the field is left out).
     models : its vision models (informational; listed in ``%config``).
     inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64.
-    webp : whether it takes WEBP (False: graphics go as PNG, never as the smaller lossless WEBP).
+    webp : whether it takes WEBP: graphics then go as lossless WEBP when smaller than PNG (default: only
+        OpenAI/Azure; some servers, e.g. LM Studio, reject WEBP, and PNG works everywhere).
 
     Examples
     --------
@@ -53,13 +54,15 @@ class Endpoint:
     models: list[str] = field(default_factory=list)
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
-    webp: bool = True
+    webp: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.fetch_urls is None:
-            from .client import is_openai
+        from .client import is_openai
 
+        if self.fetch_urls is None:
             self.fetch_urls = is_openai(self.base_url)
+        if self.webp is None:
+            self.webp = is_openai(self.base_url)
 
 
 def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> Endpoint:
