@@ -9,23 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat as nbf
+from notebook_setup import SETUP
 
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
-
-SETUP = (
-    "import os\n"
-    "import vision_magic\n\n"
-    "%load_ext vision_magic\n"
-    "%config VisionMagic.model = os.environ.get('VISION_MAGIC_MODEL', 'gpt-4o')\n"
-    "if not (os.environ.get('OPENAI_API_KEY') or os.environ.get('OPENAI_BASE_URL')):\n"
-    "    get_ipython().run_line_magic('config', 'VisionMagic.dry_run = True')\n"
-    "    print('DRY RUN: no OPENAI_API_KEY or OPENAI_BASE_URL, so nothing is sent. To get answers: '\n"
-    "          'export OPENAI_API_KEY=sk-... (or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama) and re-run.')\n"
-    "else:\n"
-    "    from vision_magic.config import settings\n"
-    "    print('Asking', settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
-)
 
 INTRO = (
     "Set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` for any OpenAI-compatible server (Ollama, vLLM, "

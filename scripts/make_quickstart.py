@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nbformat as nbf
+from notebook_setup import SETUP
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -12,19 +13,7 @@ cells = [
         "(Ollama, vLLM, LM Studio). With neither, this notebook runs as a **dry run**: it shows exactly "
         "what would be sent (thumbnails, sizes, tokens, the request JSON) and sends nothing."
     ),
-    nbf.v4.new_code_cell(
-        "import os\n"
-        "import vision_magic\n\n"
-        "%load_ext vision_magic\n"
-        "%config VisionMagic.model = os.environ.get('VISION_MAGIC_MODEL', 'gpt-4o')\n"
-        "if not (os.environ.get('OPENAI_API_KEY') or os.environ.get('OPENAI_BASE_URL')):\n"
-        "    get_ipython().run_line_magic('config', 'VisionMagic.dry_run = True')\n"
-        "    print('DRY RUN: no OPENAI_API_KEY or OPENAI_BASE_URL, so nothing is sent. To get answers: '\n"
-        "          'export OPENAI_API_KEY=sk-... (or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama) and re-run.')\n"
-        "else:\n"
-        "    from vision_magic.config import settings\n"
-        "    print('Asking', settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
-    ),
+    nbf.v4.new_code_cell(SETUP),
     nbf.v4.new_markdown_cell(
         "Make a few images to ask about: a phone-style photo (stored sideways, with GPS tags) and a chart."
     ),
