@@ -118,7 +118,7 @@ async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, r
     """Send one non-streaming request, retrying transient failures; fill ``answer``; raise :class:`APIError`."""
     import openai
 
-    from .client import _usage, describe_error
+    from .client import describe_error, fill_from_completion
 
     base_url = str(client.base_url).rstrip("/")
     for attempt in range(retries + 1):
@@ -136,15 +136,7 @@ async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, r
         except Exception as e:  # malformed JSON and the like: not worth retrying blindly
             raise describe_error(e, base_url) from None
         else:
-            choice = resp.choices[0] if resp.choices else None
-            answer.text = (choice.message.content or "") if choice else ""
-            answer.finish_reason = choice.finish_reason if choice else None
-            answer.model = resp.model or body["model"]
-            answer.usage = _usage(resp.usage)
-            if answer.finish_reason == "length":
-                answer.incomplete = True
-                answer.error = "the answer reached the token limit (raise max_tokens)"
-            return answer
+            return fill_from_completion(resp, answer, body["model"])
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 

@@ -112,12 +112,7 @@ def run(
     base_url = str(client.base_url).rstrip("/")
     try:
         if not body.get("stream"):
-            resp = client.chat.completions.create(**body)
-            choice = resp.choices[0] if resp.choices else None
-            answer.text = (choice.message.content or "") if choice else ""
-            answer.finish_reason = choice.finish_reason if choice else None
-            answer.model = resp.model or body["model"]
-            answer.usage = _usage(resp.usage)
+            fill_from_completion(client.chat.completions.create(**body), answer, body["model"])
             if on_text:
                 on_text(answer.text)
             return answer
@@ -142,9 +137,8 @@ def run(
         if answer.finish_reason is None:
             answer.incomplete = True
             answer.error = "the stream ended before the model finished"
-        elif answer.finish_reason == "length":
-            answer.incomplete = True
-            answer.error = "the answer reached the token limit (raise --max-tokens)"
+        else:
+            _mark_truncated(answer)
         return answer
     except KeyboardInterrupt:
         answer.incomplete = True
@@ -163,6 +157,23 @@ def run(
         raise err from None
     finally:
         answer.model = answer.model or body["model"]
+
+
+def fill_from_completion(resp: Any, answer: Answer, model: str) -> Answer:
+    """Fill ``answer`` from a whole (non-streamed) ``chat.completion`` response."""
+    choice = resp.choices[0] if resp.choices else None
+    answer.text = (choice.message.content or "") if choice else ""
+    answer.finish_reason = choice.finish_reason if choice else None
+    answer.model = resp.model or model
+    answer.usage = _usage(resp.usage)
+    _mark_truncated(answer)
+    return answer
+
+
+def _mark_truncated(answer: Answer) -> None:
+    if answer.finish_reason == "length":
+        answer.incomplete = True
+        answer.error = "the answer reached the token limit (raise --max-tokens or max_tokens=)"
 
 
 def _usage(u: Any) -> dict[str, int] | None:
