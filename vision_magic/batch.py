@@ -35,7 +35,7 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
     >>> expand_sources(["a.png", "https://example.org/b.png"])[1]
     ('https://example.org/b.png', 'https://example.org/b.png')
     """
-    from .sources import _relative, find_files
+    from .sources import labelled_files
 
     if type(sources).__name__ == "DataFrame":
         raise VisionMagicError("ask_many takes one DataFrame column (e.g. df['path']), not a whole DataFrame")
@@ -51,12 +51,9 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
             label = text if not text.startswith("data:") else f"data URL ({len(text)} chars)"
             return [(label, text)]
         try:
-            files = find_files(text)
+            return [(label, p) for p, label in labelled_files(text, text)]
         except SourceError as e:
             return [(text, e)]
-        if len(files) == 1 and Path(text).expanduser().name == files[0].name:
-            return [(text, files[0])]
-        return [(_relative(p, None), p) for p in files]
     if (
         isinstance(sources, Iterable)
         and not isinstance(sources, (bytes, bytearray))

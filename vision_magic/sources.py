@@ -113,15 +113,19 @@ def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> I
         return
     if isinstance(src, (str, os.PathLike)):
         try:
-            files = find_files(src, base_dir)
+            yield from labelled_files(src, label, base_dir)
         except SourceError as e:
             errors.append(SourceError(label, e.reason) if label != os.fspath(src) else e)
-            return
-        single = len(files) == 1 and Path(os.fspath(src)).expanduser().name == files[0].name
-        for p in files:
-            yield p, label if single else _relative(p, base_dir)
         return
     yield src, label
+
+
+def labelled_files(spec: str | os.PathLike[str], label: str, base_dir: Any = None) -> list[tuple[Path, str]]:
+    """The files ``spec`` names (see :func:`find_files`), each with its label: ``label`` for a single file,
+    else its path relative to ``base_dir`` (glob and directory matches)."""
+    files = find_files(spec, base_dir)
+    single = len(files) == 1 and Path(os.fspath(spec)).expanduser().name == files[0].name
+    return [(p, label if single else _relative(p, base_dir)) for p in files]
 
 
 def _relative(path: Path, base_dir: Any) -> str:
