@@ -13,18 +13,12 @@ import sys
 
 import pytest
 from badimages import BAD, CASES, make_corpus
-from hardening_helpers import shell_with_displays
 from PIL import Image
 
 import vision_magic
 from vision_magic.errors import SourceError, SourceErrors
 from vision_magic.profiles import DEFAULT_PROFILE, used_size
 from vision_magic.sources import prepare_sources
-
-
-@pytest.fixture
-def ishell(monkeypatch):
-    yield from shell_with_displays(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -198,11 +192,11 @@ def test_ask_lists_all_problems_and_sends_nothing(openai_env, corpus):
     assert server.requests == []
 
 
-def test_magic_lists_all_problems_in_one_line_and_sends_nothing(openai_env, corpus, ishell, capsys):
+def test_magic_lists_all_problems_in_one_line_and_sends_nothing(openai_env, corpus, shell, capsys):
     server = openai_env
-    ishell.user_ns["t_png16"] = str(corpus["png16"])
+    shell.user_ns["t_png16"] = str(corpus["png16"])
     line = " ".join([str(corpus["text_png"]), "t_png16", "t_missing_variable", str(corpus["truncated_jpeg"])])
-    result = ishell.run_cell(f"%%ask_image {line}\nbad-input magic: what is here?")
+    result = shell.run_cell(f"%%ask_image {line}\nbad-input magic: what is here?")
     assert isinstance(result.error_in_exec, SourceErrors)
     assert len(result.error_in_exec.errors) == 3
     out = capsys.readouterr()
@@ -214,11 +208,11 @@ def test_magic_lists_all_problems_in_one_line_and_sends_nothing(openai_env, corp
     assert server.requests == []
 
 
-def test_magic_survives_every_bad_case(openai_env, corpus, ishell):
+def test_magic_survives_every_bad_case(openai_env, corpus, shell):
     """No crash and no request for any bad case, one at a time through the magic."""
     server = openai_env
     for name in BAD:
-        result = ishell.run_cell(f'%%ask_image "{corpus[name]}"\nbad-input {name}: describe')
+        result = shell.run_cell(f'%%ask_image "{corpus[name]}"\nbad-input {name}: describe')
         assert isinstance(result.error_in_exec, SourceErrors), name
     assert server.requests == []
     assert "vision_magic" in sys.modules

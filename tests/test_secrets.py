@@ -16,7 +16,6 @@ import traceback
 from pathlib import Path
 
 import pytest
-from hardening_helpers import shell_with_displays
 from PIL import Image
 from server_fixtures import FAKE_KEY
 
@@ -57,11 +56,6 @@ class Haystack:
 
 
 @pytest.fixture
-def ishell(monkeypatch):
-    yield from shell_with_displays(monkeypatch)
-
-
-@pytest.fixture
 def cfg():
     c = settings()
     saved = {n: getattr(c, n) for n in ("timeout", "max_retries", "dry_run")}
@@ -71,12 +65,12 @@ def cfg():
 
 
 @pytest.fixture
-def hay(ishell, capfd, caplog):
+def hay(shell, capfd, caplog):
     """A Haystack that, at the end of the test, also takes the displays, output, logs and cache files."""
     caplog.set_level(logging.DEBUG)
     h = Haystack()
     yield h
-    h.add("display bundles", json.dumps(ishell.displays.bundles, default=repr))
+    h.add("display bundles", json.dumps(shell.displays.bundles, default=repr))
     out = capfd.readouterr()  # Python-level and file-descriptor-level output
     h.add("stdout", out.out)
     h.add("stderr", out.err)
@@ -124,7 +118,7 @@ FAULTS = [
 @pytest.mark.parametrize(
     ("kind", "kw"), FAULTS, ids=[f"{k}-{kw.get('status', kw.get('after', ''))}" for k, kw in FAULTS]
 )
-def test_error_paths_leak_no_key(openai_env, ishell, hay, cfg, red, kind, kw):
+def test_error_paths_leak_no_key(openai_env, shell, hay, cfg, red, kind, kw):
     server = openai_env
     cfg.max_retries = 1
     prompt = f"secrets: {kind} fault #{FAULTS.index((kind, kw))}"  # the prompt must not carry the key itself
@@ -140,16 +134,16 @@ def test_error_paths_leak_no_key(openai_env, ishell, hay, cfg, red, kind, kw):
     server.reset()
     # through the magic
     server.add_fault(kind, **kw)
-    ishell.user_ns["t_img"] = str(red)
-    result = ishell.run_cell(f"%%ask_image t_img --out t_answer\n{prompt} (magic)")
+    shell.user_ns["t_img"] = str(red)
+    result = shell.run_cell(f"%%ask_image t_img --out t_answer\n{prompt} (magic)")
     if result.error_in_exec is not None:
         hay.add_exception("magic error", result.error_in_exec)
-    if "t_answer" in ishell.user_ns:
-        hay.add("magic answer", repr(ishell.user_ns["t_answer"]))
+    if "t_answer" in shell.user_ns:
+        hay.add("magic answer", repr(shell.user_ns["t_answer"]))
     assert server.chat_requests  # the fault really was served
 
 
-def test_timeout_and_refused_leak_no_key(openai_env, ishell, hay, cfg, red, monkeypatch):
+def test_timeout_and_refused_leak_no_key(openai_env, shell, hay, cfg, red, monkeypatch):
     server = openai_env
     cfg.timeout = 0.5
     cfg.max_retries = 0
@@ -166,7 +160,7 @@ def test_timeout_and_refused_leak_no_key(openai_env, ishell, hay, cfg, red, monk
     hay.add_exception("refused", info.value)
 
 
-def test_quickstart_flows_leak_no_key(openai_env, ishell, hay, red, tmp_path):
+def test_quickstart_flows_leak_no_key(openai_env, shell, hay, red, tmp_path):
     server = openai_env
     # the Python API
     answer = vision_magic.ask("secrets: quickstart ask", red, detail="high")
@@ -189,23 +183,23 @@ def test_quickstart_flows_leak_no_key(openai_env, ishell, hay, red, tmp_path):
 
     hay.add("dry run dump", json.dumps(dry_run_bundle(dry)))
     # the magic: answer, dry run, --out, %config, settings
-    ishell.user_ns["t_img"] = str(red)
+    shell.user_ns["t_img"] = str(red)
     for cell in (
         "%%ask_image t_img --out t_answer\nsecrets: quickstart magic",
         "%%ask_image t_img --dry-run\nsecrets: quickstart magic dry run",
         "%%ask_image no_such_file.png\nsecrets: quickstart missing file",
     ):
-        result = ishell.run_cell(cell)
+        result = shell.run_cell(cell)
         if result.error_in_exec is not None:
             hay.add_exception("magic", result.error_in_exec)
-    hay.add("magic answer", repr(ishell.user_ns["t_answer"]))
-    ishell.run_line_magic("config", "VisionMagic")
-    ishell.run_cell("%config VisionMagic")
+    hay.add("magic answer", repr(shell.user_ns["t_answer"]))
+    shell.run_line_magic("config", "VisionMagic")
+    shell.run_cell("%config VisionMagic")
     cfg = settings()
     hay.add("settings repr", repr(cfg))
     hay.add("settings values", repr({n: getattr(cfg, n) for n in cfg.trait_names()}))
     hay.add("settings config", repr(cfg.config))
-    hay.add("shell config", repr(ishell.config))
+    hay.add("shell config", repr(shell.config))
     assert len(server.chat_requests) >= 2
     cache_dir = Path(os.environ["VISION_MAGIC_CACHE_DIR"])
     assert any(
@@ -215,7 +209,7 @@ def test_quickstart_flows_leak_no_key(openai_env, ishell, hay, red, tmp_path):
     assert server.chat_requests[0].headers.get("authorization") == f"Bearer {FAKE_KEY}"
 
 
-def test_no_key_at_all_is_one_line(ishell, hay, red, monkeypatch):
+def test_no_key_at_all_is_one_line(shell, hay, red, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
     with pytest.raises(VisionMagicError, match="No API key") as info:

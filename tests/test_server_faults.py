@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from hardening_helpers import shell_with_displays
 from PIL import Image
 
 import vision_magic
@@ -20,11 +19,6 @@ from vision_magic.errors import APIError, VisionMagicError
 
 REPLY = "The quick brown fox jumps over the lazy dog. " * 4
 FAST = {"Retry-After": "0.01"}  # the SDK honours Retry-After only when > 0
-
-
-@pytest.fixture
-def ishell(monkeypatch):
-    yield from shell_with_displays(monkeypatch)
 
 
 @pytest.fixture
@@ -198,7 +192,7 @@ def test_broken_non_streaming_reply_is_one_line(openai_env, cfg, red, kind):
     ("kind", "why"),
     [("drop", "the connection dropped"), ("malformed", "malformed response")],
 )
-def test_broken_stream_keeps_the_text_visible_and_marked(openai_env, ishell, red, kind, why):
+def test_broken_stream_keeps_the_text_visible_and_marked(openai_env, shell, red, kind, why):
     server = openai_env
     server.reply = REPLY
     server.chunk_size = 5
@@ -207,25 +201,25 @@ def test_broken_stream_keeps_the_text_visible_and_marked(openai_env, ishell, red
     assert answer.text == REPLY[:15]
     assert answer.incomplete and why in answer.error
     assert vision_magic.last_answer is answer
-    final = ishell.displays.last()
+    final = shell.displays.last()
     assert final["text/plain"].startswith(REPLY[:15])
     assert "incomplete" in final["text/plain"] and why in final["text/plain"]
     assert REPLY[:15] in final["text/markdown"] and "incomplete" in final["text/markdown"]
     assert "incomplete" in answer.footer()
 
 
-def test_magic_dropped_stream_keeps_text_and_out_variable(openai_env, ishell, red):
+def test_magic_dropped_stream_keeps_text_and_out_variable(openai_env, shell, red):
     server = openai_env
     server.reply = REPLY
     server.chunk_size = 4
     server.add_fault("drop", after=2)
-    ishell.user_ns["t_red"] = red
-    result = ishell.run_cell("%%ask_image t_red --out t_answer\nfaults: magic drop")
+    shell.user_ns["t_red"] = red
+    result = shell.run_cell("%%ask_image t_red --out t_answer\nfaults: magic drop")
     assert result.error_in_exec is None
-    answer = ishell.user_ns["t_answer"]
+    answer = shell.user_ns["t_answer"]
     assert answer.text == REPLY[:8] and answer.incomplete
     assert vision_magic.last_answer is answer
-    final = ishell.displays.last()
+    final = shell.displays.last()
     assert final["text/plain"].startswith(REPLY[:8]) and "incomplete" in final["text/plain"]
 
 
@@ -242,12 +236,12 @@ def test_magic_dropped_stream_keeps_text_and_out_variable(openai_env, ishell, re
         ("drop", {"after": 0}, "Could not reach"),
     ],
 )
-def test_magic_errors_are_one_printed_line(openai_env, ishell, cfg, red, capsys, fault, kw, expected):
+def test_magic_errors_are_one_printed_line(openai_env, shell, cfg, red, capsys, fault, kw, expected):
     server = openai_env
     cfg.max_retries = 1
     server.add_fault(fault, **kw)
-    ishell.user_ns["t_red"] = red
-    result = ishell.run_cell(f"%%ask_image t_red\nfaults: magic {fault} {kw.get('status')}")
+    shell.user_ns["t_red"] = red
+    result = shell.run_cell(f"%%ask_image t_red\nfaults: magic {fault} {kw.get('status')}")
     assert isinstance(result.error_in_exec, APIError)
     line = printed_error(capsys)
     assert "APIError" in line and expected in line
@@ -274,7 +268,7 @@ def interrupt_after(monkeypatch, calls: int) -> None:
     monkeypatch.setattr(StreamingDisplay, "update", update)
 
 
-def test_interrupt_keeps_partial_answer(openai_env, ishell, red, monkeypatch):
+def test_interrupt_keeps_partial_answer(openai_env, shell, red, monkeypatch):
     server = openai_env
     server.reply = REPLY
     server.chunk_size = 6
@@ -285,12 +279,12 @@ def test_interrupt_keeps_partial_answer(openai_env, ishell, red, monkeypatch):
     answer = vision_magic.last_answer
     assert answer.text == REPLY[:18]
     assert answer.incomplete and answer.error == "interrupted"
-    final = ishell.displays.last()
+    final = shell.displays.last()
     assert final["text/plain"].startswith(REPLY[:18]) and "interrupted" in final["text/plain"]
     assert "incomplete: interrupted" in final["text/markdown"]
 
 
-def test_magic_interrupt_ends_cleanly(openai_env, ishell, red, monkeypatch, capsys):
+def test_magic_interrupt_ends_cleanly(openai_env, shell, red, monkeypatch, capsys):
     from vision_magic.render import StreamingDisplay
 
     server = openai_env
@@ -299,19 +293,19 @@ def test_magic_interrupt_ends_cleanly(openai_env, ishell, red, monkeypatch, caps
     original = StreamingDisplay.update
     interrupt_after(monkeypatch, 2)
     asking.last_answer = None
-    ishell.user_ns["t_red"] = red
-    result = ishell.run_cell("%%ask_image t_red --out t_partial\nfaults: magic interrupt")
+    shell.user_ns["t_red"] = red
+    result = shell.run_cell("%%ask_image t_red --out t_partial\nfaults: magic interrupt")
     assert isinstance(result.error_in_exec, VisionMagicError)
     line = printed_error(capsys)
     assert "Interrupted" in line and "last_answer" in line
     answer = vision_magic.last_answer
     assert answer.text == REPLY[:12] and answer.incomplete and answer.error == "interrupted"
-    assert ishell.user_ns["t_partial"] is answer
-    final = ishell.displays.last()
+    assert shell.user_ns["t_partial"] is answer
+    final = shell.displays.last()
     assert final["text/plain"].startswith(REPLY[:12]) and "interrupted" in final["text/plain"]
     # the shell is still usable, and the next question goes through
     monkeypatch.setattr(StreamingDisplay, "update", original)
-    result = ishell.run_cell("%%ask_image t_red\nfaults: after the interrupt")
+    result = shell.run_cell("%%ask_image t_red\nfaults: after the interrupt")
     assert result.error_in_exec is None
     assert vision_magic.last_answer.text == REPLY and not vision_magic.last_answer.incomplete
 
