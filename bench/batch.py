@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str, str]] = []
 
     import vision_magic
-    from vision_magic.config import settings
+    from vision_magic.engine.session import settings
 
     settings().cache = True
     with ServerProcess(latency=lat, seed=1) as server:

@@ -31,9 +31,9 @@ from PIL import Image, ImageDraw, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vision_magic.convert import ImageOptions, prepare_bytes  # noqa: E402
-from vision_magic.profiles import image_tokens, profile_for, used_size  # noqa: E402
-from vision_magic.sources import prepare_figure  # noqa: E402
+from vision_magic.images.encode import ImageOptions, prepare_bytes  # noqa: E402
+from vision_magic.images.profiles import image_tokens, profile_for, used_size  # noqa: E402
+from vision_magic.images.resolve import prepare_figure  # noqa: E402
 
 JPEG_QUALITY = 85
 

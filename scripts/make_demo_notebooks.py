@@ -54,7 +54,7 @@ plots = [
         "`annotate` shows the figure with the answer under it and returns the text. Its default question "
         "also gives the model what matplotlib knows exactly (title, axis labels, limits, legend entries):"
     ),
-    code("from vision_magic.annotating import figure_facts\n\nprint(figure_facts(fig_a))"),
+    code("from vision_magic.frontends.annotate import figure_facts\n\nprint(figure_facts(fig_a))"),
     code("caption = vision_magic.annotate(fig_a)"),
     md("The returned text can go straight into the figure (in a dry run it is empty):"),
     code(

@@ -10,6 +10,5 @@ SETUP = (
     "    print('DRY RUN: no OPENAI_API_KEY or OPENAI_BASE_URL, so nothing is sent. To get answers: '\n"
     "          'export OPENAI_API_KEY=sk-... (or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama) and re-run.')\n"
     "else:\n"
-    "    from vision_magic.config import settings\n"
-    "    print('Asking', settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
+    "    print('Asking', vision_magic.settings().model, 'at', os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1'))"
 )

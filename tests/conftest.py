@@ -29,9 +29,9 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("vm-cache")))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
-    from vision_magic import last_image
+    from vision_magic.engine.session import current
 
-    last_image.clear()
+    current().last_shown = None
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def get_shell():
 
 def shell_with_displays(monkeypatch):
     """For a fixture: a real InteractiveShell with vision_magic loaded; displays in ``ishell.displays``; settings restored."""
-    from vision_magic.config import settings
+    from vision_magic.engine.session import settings
 
     ip = get_shell()
     cfg = settings()

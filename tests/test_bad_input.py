@@ -17,8 +17,8 @@ from PIL import Image
 
 import vision_magic
 from vision_magic.errors import SourceError, SourceErrors
-from vision_magic.profiles import DEFAULT_PROFILE, used_size
-from vision_magic.sources import prepare_sources
+from vision_magic.images.profiles import DEFAULT_PROFILE, used_size
+from vision_magic.images.resolve import prepare_sources
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def site():
 @pytest.fixture
 def inline_endpoint(openai_env):
     """The test server as an endpoint that cannot fetch URLs, with short inline limits."""
-    from vision_magic.config import settings
+    from vision_magic.engine.session import settings
 
     cfg = settings()
     saved = dict(cfg.endpoints)

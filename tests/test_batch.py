@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 import vision_magic
 from vision_magic import cache
-from vision_magic.batch import expand_sources, retry_delay
-from vision_magic.config import settings
+from vision_magic.engine.batch import expand_sources
+from vision_magic.engine.send import retry_delay
+from vision_magic.engine.session import settings
 
 FAST = {"Retry-After": "0.01"}
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
@@ -231,7 +232,7 @@ def test_works_while_an_event_loop_runs_as_in_jupyter(openai_env, folder):
     assert list(df["answer"]) == COLOURS and len(server.chat_requests) == 6
 
     async def awaited():
-        from vision_magic.batch import ask_many_async
+        from vision_magic.engine.batch import ask_many_async
 
         return await ask_many_async("in a loop", str(folder), progress=False)
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 import vision_magic
 from vision_magic import cache
-from vision_magic.config import settings
+from vision_magic.engine.session import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "sk-test-VMFAKEKEY-0123456789abcdef"
@@ -171,7 +171,7 @@ def test_several_processes_write_at_once(cache_in_tmp):
     code = """
         import sys
         from vision_magic import cache
-        from vision_magic.answer import Answer
+        from vision_magic.engine.answer import Answer
         tag = sys.argv[1] if len(sys.argv) > 1 else ""
         for i in range(60):
             cache.put(f"{tag}-{i}", Answer(text=f"{tag} {i}", model="m"))
@@ -224,7 +224,7 @@ def test_a_kernel_killed_mid_write_leaves_the_cache_intact(cache_in_tmp):
     code = """
         import os, signal
         from vision_magic import cache
-        from vision_magic.answer import Answer
+        from vision_magic.engine.answer import Answer
         cache.put("kept", Answer(text="kept answer", model="m"))
         conn = cache._connect(cache.path())
         conn.execute("BEGIN IMMEDIATE")

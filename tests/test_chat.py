@@ -10,8 +10,8 @@ from PIL import Image
 from pydantic import BaseModel
 
 import vision_magic
-from vision_magic import cache, conversations
-from vision_magic.config import settings
+from vision_magic import cache
+from vision_magic.engine.session import current, settings
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +20,9 @@ def isolated(tmp_path, monkeypatch):
     cfg = settings()
     saved = (cfg.cache, cfg.cache_path)
     cfg.cache, cfg.cache_path = True, ""
-    conversations._chats.clear()
+    current().chats.clear()
     yield
-    conversations._chats.clear()
+    current().chats.clear()
     cfg.cache, cfg.cache_path = saved
     cache.close()
 

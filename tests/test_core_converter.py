@@ -14,7 +14,7 @@ from PIL import Image
 
 import vision_magic
 from vision_magic.errors import SourceErrors
-from vision_magic.sniff import sniff_mime
+from vision_magic.images.sniff import sniff_mime
 
 
 def decode(part: dict) -> Image.Image:
@@ -261,7 +261,7 @@ def test_converter_imports_no_ipython_or_openai():
 
 
 def test_prepared_image_repr_has_no_payload():
-    from vision_magic.sources import prepare_sources
+    from vision_magic.images.resolve import prepare_sources
 
     (img,) = prepare_sources([Image.new("RGB", (100, 50))])
     assert repr(img).startswith("<PreparedImage image 0 image/png 100x50, ") and len(repr(img)) < 60

@@ -163,7 +163,7 @@ def test_config_traits_and_env_model(shell, openai_env, pics, monkeypatch):
     body = openai_env.last.body
     assert body["model"] == "gpt-4o-mini"
     assert body["messages"][-1]["content"][1]["image_url"]["detail"] == "low"
-    from vision_magic.config import VisionMagic
+    from vision_magic.engine.config import VisionMagic
 
     monkeypatch.setenv("VISION_MAGIC_MODEL", "llava:13b")
     assert VisionMagic().model == "llava:13b"

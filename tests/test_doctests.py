@@ -10,7 +10,7 @@ import pytest
 
 import vision_magic
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(vision_magic.__path__, "vision_magic."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(vision_magic.__path__, "vision_magic."))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,8 +14,8 @@ from PIL import Image
 
 import vision_magic
 from vision_magic import cache
-from vision_magic.config import settings
-from vision_magic.endpoints import endpoint_for
+from vision_magic.engine.endpoints import endpoint_for
+from vision_magic.engine.session import settings
 from vision_magic.errors import ConfigError, SourceErrors
 
 

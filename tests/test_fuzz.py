@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from PIL import Image
 
 from vision_magic.errors import VisionMagicError
-from vision_magic.sources import prepare_sources
+from vision_magic.images.resolve import prepare_sources
 
 FUZZ = settings(
     max_examples=150,

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 import vision_magic
-from vision_magic.convert import ImageOptions, fit_request, prepare_bytes, prepare_image
 from vision_magic.errors import VisionMagicError
-from vision_magic.profiles import PROFILES, image_tokens, patches, profile_for, used_size
+from vision_magic.images.encode import ImageOptions, fit_request, prepare_bytes, prepare_image
+from vision_magic.images.profiles import PROFILES, image_tokens, patches, profile_for, used_size
 
 GPT4O = profile_for("gpt-4o")
 MINI_PATCH = profile_for("gpt-4.1-mini")

@@ -20,7 +20,7 @@ from PIL import Image
 from server_fixtures import FAKE_KEY
 
 import vision_magic
-from vision_magic.config import settings
+from vision_magic.engine.session import settings
 from vision_magic.errors import VisionMagicError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ def test_quickstart_flows_leak_no_key(openai_env, shell, hay, red, tmp_path):
     # the dry run (display and object)
     dry = vision_magic.ask("secrets: quickstart dry run", red, dry_run=True)
     hay.add("dry run repr", repr(dry))
-    from vision_magic.render import dry_run_bundle
+    from vision_magic.frontends.render import dry_run_bundle
 
     hay.add("dry run dump", json.dumps(dry_run_bundle(dry)))
     # the magic: answer, dry run, --out, %config, settings

@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 import vision_magic
-from vision_magic import asking
-from vision_magic.config import settings
+from vision_magic.engine.session import current, settings
 from vision_magic.errors import APIError, VisionMagicError
 
 REPLY = "The quick brown fox jumps over the lazy dog. " * 4
@@ -254,7 +253,7 @@ def test_magic_errors_are_one_printed_line(openai_env, shell, cfg, red, capsys, 
 def interrupt_after(monkeypatch, calls: int) -> None:
     """Make the streaming display's update raise KeyboardInterrupt on its ``calls``-th call (the stop button
     interrupts whatever Python is doing; the on_text callback is one such point)."""
-    from vision_magic.render import StreamingDisplay
+    from vision_magic.frontends.render import NotebookView as StreamingDisplay
 
     original = StreamingDisplay.update
     seen = []
@@ -273,7 +272,7 @@ def test_interrupt_keeps_partial_answer(openai_env, shell, red, monkeypatch):
     server.reply = REPLY
     server.chunk_size = 6
     interrupt_after(monkeypatch, 3)
-    asking.last_answer = None
+    current().last_answer = None
     with pytest.raises(KeyboardInterrupt):
         vision_magic.ask("faults: interrupt ask", red)
     answer = vision_magic.last_answer
@@ -285,14 +284,14 @@ def test_interrupt_keeps_partial_answer(openai_env, shell, red, monkeypatch):
 
 
 def test_magic_interrupt_ends_cleanly(openai_env, shell, red, monkeypatch, capsys):
-    from vision_magic.render import StreamingDisplay
+    from vision_magic.frontends.render import NotebookView as StreamingDisplay
 
     server = openai_env
     server.reply = REPLY
     server.chunk_size = 6
     original = StreamingDisplay.update
     interrupt_after(monkeypatch, 2)
-    asking.last_answer = None
+    current().last_answer = None
     shell.user_ns["t_red"] = red
     result = shell.run_cell("%%ask_image t_red --out t_partial\nfaults: magic interrupt")
     assert isinstance(result.error_in_exec, VisionMagicError)

@@ -17,24 +17,23 @@ from PIL import Image
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from vision_magic import last_image  # noqa: E402
-from vision_magic.config import VisionMagic, set_settings, settings  # noqa: E402
-from vision_magic.widgets import AskPanel, ask_panel  # noqa: E402
+from vision_magic.engine.config import VisionMagic
+from vision_magic.engine.session import current, settings  # noqa: E402
+from vision_magic.frontends.panel import AskPanel, ask_panel  # noqa: E402
 
 
 @pytest.fixture
 def env(openai_env, monkeypatch, tmp_path):
     """The test server, fresh settings, no remembered image, no open figure, a private cache dir."""
     monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    import vision_magic.config as config
-
-    old = config._current
-    set_settings(VisionMagic())
-    last_image.clear()
+    session = current()
+    old = session.settings
+    session.settings = VisionMagic()
+    session.last_shown = None
     plt.close("all")
     yield openai_env
     plt.close("all")
-    config._current = old
+    session.settings = old
 
 
 def _png(color: str = "red", size: tuple[int, int] = (200, 100)) -> bytes:
@@ -67,7 +66,7 @@ def _wait_until(condition, what: str, limit: float = 30.0) -> None:
 
 
 def test_panel_shows_thumbnails_and_a_live_token_estimate(env):
-    from vision_magic.profiles import image_tokens, profile_for
+    from vision_magic.images.profiles import image_tokens, profile_for
 
     gpt4o = profile_for("gpt-4o")
     high, low = image_tokens(200, 100, gpt4o, "high"), image_tokens(200, 100, gpt4o, "low")
@@ -231,7 +230,7 @@ def test_url_field_adds_an_image_by_url(env, image_site):
 
 
 def test_a_directory_source_shows_one_thumbnail_per_image(env, tmp_path):
-    from vision_magic.profiles import image_tokens, profile_for
+    from vision_magic.images.profiles import image_tokens, profile_for
 
     for name, color in (("a.png", "red"), ("b.png", "blue")):
         (tmp_path / name).write_bytes(_png(color))

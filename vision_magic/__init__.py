@@ -5,6 +5,10 @@
 ... What is different between these three images?
 
 Importing this package is cheap: Pillow, openai, IPython and matplotlib are imported where used.
+
+Three layers (see docs/architecture.md): :mod:`vision_magic.images` (pure: sources to what the model sees),
+:mod:`vision_magic.engine` (openai: options, requests, sending, finishing answers), and
+:mod:`vision_magic.frontends` (IPython and ipywidgets: the magic, the panel, rendering).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "AskOptions",
     "Chat",
     "PreparedImage",
     "SourceError",
@@ -31,51 +36,57 @@ __all__ = [
     "estimate",
     "last_answer",
     "load_ipython_extension",
+    "settings",
+    "unload_ipython_extension",
 ]
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
-    "Answer": "answer",
-    "PreparedImage": "convert",
+    "Answer": "engine.answer",
+    "AskOptions": "engine.options",
+    "PreparedImage": "images.encode",
     "SourceError": "errors",
     "SourceErrors": "errors",
     "VisionMagicError": "errors",
     "APIError": "errors",
     "ConfigError": "errors",
-    "VisionMagic": "config",
-    "ask": "asking",
-    "ask_many": "batch",
-    "chat": "conversations",
-    "Chat": "conversations",
-    "ask_panel": "widgets",
-    "annotate": "annotating",
-    "content_parts": "parts",
-    "estimate": "estimates",
-    "Estimate": "estimates",
-    "ModelProfile": "profiles",
-    "PROFILES": "profiles",
+    "VisionMagic": "engine.config",
+    "settings": "engine.session",
+    "ask": "frontends.api",
+    "ask_many": "engine.batch",
+    "chat": "frontends.api",
+    "Chat": "engine.chat",
+    "ask_panel": "frontends.panel",
+    "annotate": "frontends.annotate",
+    "content_parts": "images.parts",
+    "estimate": "engine.estimate",
+    "Estimate": "engine.estimate",
+    "ModelProfile": "images.profiles",
+    "PROFILES": "images.profiles",
 }
 
 if TYPE_CHECKING:
-    from . import cache
-    from .answer import Answer
-    from .asking import ask
-    from .batch import ask_many
-    from .config import VisionMagic
-    from .conversations import Chat, chat
-    from .convert import PreparedImage
+    from .engine import replay_store as cache
+    from .engine.answer import Answer
+    from .engine.batch import ask_many
+    from .engine.chat import Chat
+    from .engine.config import VisionMagic
+    from .engine.estimate import estimate
+    from .engine.options import AskOptions
+    from .engine.session import settings
     from .errors import SourceError, SourceErrors, VisionMagicError
-    from .estimates import estimate
-    from .parts import content_parts
+    from .frontends.api import ask, chat
+    from .images.encode import PreparedImage
+    from .images.parts import content_parts
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "cache":  # the replay cache module: vision_magic.cache.stats(), .clear()
-        return importlib.import_module(".cache", __name__)
+    if name == "cache":  # the replay store: vision_magic.cache.stats(), .clear(), .export(), .load()
+        return importlib.import_module(".engine.replay_store", __name__)
     if name == "last_answer":
-        return importlib.import_module(".asking", __name__).last_answer
+        return importlib.import_module(".engine.session", __name__).current().last_answer
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'vision_magic' has no attribute {name!r}")
@@ -86,7 +97,14 @@ def __dir__() -> list[str]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext vision_magic``: register ``%%ask_image`` and ``%config VisionMagic``."""
-    from .magic import load
+    """``%load_ext vision_magic``: register ``%%ask_image``, ``%config VisionMagic`` and the output capture."""
+    from .frontends.extension import load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext vision_magic`` (and the first half of ``%reload_ext``): undo everything ``load`` did."""
+    from .frontends.extension import unload
+
+    unload(ipython)

@@ -68,3 +68,18 @@ def redact(text: str) -> str:
         if key and len(key) >= 6:
             text = text.replace(key, "***")
     return _KEY_PATTERN.sub(lambda m: "Bearer ***" if m.group(0).startswith("Bearer") else "sk-***", text)
+
+
+def one_line(e: BaseException) -> str:
+    """The one line a user sees for any exception: a project error as it is, anything else with its type;
+    keys redacted, whitespace folded.
+
+    Examples
+    --------
+    >>> one_line(SourceError("a.png", "file not found"))
+    'a.png: file not found'
+    >>> one_line(ValueError("bad\\n value"))
+    'ValueError: bad value'
+    """
+    text = str(e) if isinstance(e, VisionMagicError) else redact(f"{type(e).__name__}: {e}")
+    return " ".join(text.split()) or type(e).__name__

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from .errors import VisionMagicError
+from ..errors import VisionMagicError
 
 JSON_HINT = "Answer with a JSON object."
 

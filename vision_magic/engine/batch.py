@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
-import time
 from collections.abc import Iterable
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import SourceError, VisionMagicError, one_line
 from .answer import Answer
-from .errors import APIError, SourceError, VisionMagicError
-
-RETRY_STATUSES = frozenset({408, 409, 429})
-MAX_DELAY = 60.0
+from .options import AskOptions, with_option_keywords
 
 
 def expand_sources(sources: Any) -> list[tuple[str, Any]]:
@@ -35,7 +30,7 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
     >>> expand_sources(["a.png", "https://example.org/b.png"])[1]
     ('https://example.org/b.png', 'https://example.org/b.png')
     """
-    from .sources import labelled_files
+    from ..images.resolve import labelled_files
 
     if type(sources).__name__ == "DataFrame":
         raise VisionMagicError("ask_many takes one DataFrame column (e.g. df['path']), not a whole DataFrame")
@@ -74,91 +69,20 @@ def _single(v: Any) -> Any:
 
 
 def _is_image(obj: Any) -> bool:
-    from .sources import _kind
+    from ..images.resolve import source_kind
 
-    return _kind(obj) is not None
-
-
-def retry_delay(headers: Any, attempt: int) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): the server's ``retry-after-ms`` / ``Retry-After``
-    (seconds or an HTTP date) when given, else exponential backoff with jitter.
-
-    Examples
-    --------
-    >>> retry_delay({"retry-after": "2"}, 0)
-    2.0
-    >>> 0.25 <= retry_delay({}, 0) <= 0.5
-    True
-    """
-    headers = headers or {}
-    get = headers.get
-    ms = get("retry-after-ms")
-    try:
-        if ms is not None:
-            return min(max(float(ms) / 1000, 0.0), MAX_DELAY)
-    except ValueError:
-        pass
-    value = get("retry-after") or get("Retry-After")
-    if value is not None:
-        try:
-            return min(max(float(value), 0.0), MAX_DELAY)
-        except ValueError:
-            try:
-                return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_DELAY)
-            except (TypeError, ValueError):
-                pass
-    base = min(0.5 * 2**attempt, 20.0)
-    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+    return source_kind(obj) is not None
 
 
-async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, retries: int) -> Answer:
-    """Send one non-streaming request, retrying transient failures; fill ``answer``; raise :class:`APIError`."""
-    import openai
-
-    from .client import describe_error, fill_from_completion
-
-    base_url = str(client.base_url).rstrip("/")
-    for attempt in range(retries + 1):
-        try:
-            resp = await client.chat.completions.create(**body)
-        except openai.APIStatusError as e:
-            transient = e.status_code in RETRY_STATUSES or e.status_code >= 500
-            if not transient or attempt == retries:
-                raise _final(describe_error(e, base_url), attempt) from None
-            delay = retry_delay(e.response.headers, attempt)
-        except openai.APIConnectionError as e:
-            if attempt == retries:
-                raise _final(describe_error(e, base_url), attempt) from None
-            delay = retry_delay({}, attempt)
-        except Exception as e:  # malformed JSON and the like: not worth retrying blindly
-            raise describe_error(e, base_url) from None
-        else:
-            return fill_from_completion(resp, answer, body["model"])
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _final(err: APIError, attempt: int) -> APIError:
-    if attempt:
-        return APIError(f"{err} (after {attempt} retries)", err.status)
-    return err
-
-
+@with_option_keywords
 def ask_many(
     prompt: str,
     sources: Any,
     *,
     concurrency: int = 8,
-    model: str | None = None,
-    detail: str | None = None,
-    schema: Any = None,
-    json_mode: bool = False,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    cache: bool | None = None,
-    refresh: bool = False,
     retries: int = 6,
     progress: bool = True,
+    **options: Any,
 ) -> Any:
     """Ask the same question about each image; one row per image, in input order.
 
@@ -168,13 +92,12 @@ def ask_many(
     sources : a glob (``"figs/*.png"``), a directory, a list of sources, or a pandas Series (a DataFrame
         column) of paths/URLs/images.
     concurrency : at most this many requests in flight.
-    model, detail, system, max_tokens : as for :func:`vision_magic.ask` (defaults from ``%config VisionMagic``).
-    schema : a pydantic model or JSON schema: structured outputs; its fields become columns.
-    json_mode : JSON mode; the keys of each answer's object become columns.
-    cache : False bypasses the replay cache (default ``VisionMagic.cache``): cached items are not sent.
-    refresh : ask again even when cached, and store the new answers.
     retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
     progress : show a progress bar (a widget in Jupyter, text elsewhere).
+    **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
+        ``%config VisionMagic``). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
+        keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
+        are not sent); ``refresh=True`` asks again and stores the new answers.
 
     Returns
     -------
@@ -187,19 +110,7 @@ def ask_many(
     >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
     """
     coro = ask_many_async(
-        prompt,
-        sources,
-        concurrency=concurrency,
-        model=model,
-        detail=detail,
-        schema=schema,
-        json_mode=json_mode,
-        system=system,
-        max_tokens=max_tokens,
-        cache=cache,
-        refresh=refresh,
-        retries=retries,
-        progress=progress,
+        prompt, sources, concurrency=concurrency, retries=retries, progress=progress, **options
     )
     try:
         asyncio.get_running_loop()
@@ -212,40 +123,36 @@ def ask_many(
         return pool.submit(asyncio.run, coro).result()
 
 
+@with_option_keywords
 async def ask_many_async(
     prompt: str,
     sources: Any,
     *,
     concurrency: int = 8,
-    model: str | None = None,
-    detail: str | None = None,
-    schema: Any = None,
-    json_mode: bool = False,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    cache: bool | None = None,
-    refresh: bool = False,
     retries: int = 6,
     progress: bool = True,
+    **options: Any,
 ) -> Any:
     """The coroutine behind :func:`ask_many` (await it from async code).
 
     Examples
     --------
-    >>> df = await vision_magic.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
+    >>> df = await vision_magic.engine.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
     """
     import pandas as pd
 
-    from . import cache as replay
-    from .asking import prepare_question
-    from .config import settings
     from .endpoints import make_client
-    from .profiles import cost
+    from .finish import finish, new_answer, replay, store_key
+    from .question import build_question
+    from .send import send_with_retries
+    from .session import current
 
+    opts = AskOptions.from_kwargs(**options).replace(stream=False)
+    if opts.dry_run:
+        raise VisionMagicError("ask_many sends nothing in a dry run: use estimate(...) (or --cost) instead")
     if concurrency < 1:
         raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
-    cfg = settings()
-    use_cache = cfg.cache if cache is None else cache
+    cfg = current().settings
     items = expand_sources(sources)
     answers: list[Answer | None] = [None] * len(items)
     errors: list[str | None] = [None] * len(items)
@@ -266,35 +173,16 @@ async def ask_many_async(
                 if isinstance(src, SourceError):
                     raise src
                 q = await asyncio.to_thread(  # decoding and resizing stay off the event loop
-                    prepare_question,
-                    prompt,
-                    [src],
-                    model=model,
-                    detail=detail,
-                    stream=False,
-                    system=system,
-                    max_tokens=max_tokens,
-                    labels=[label],
-                    schema=schema,
-                    json_mode=json_mode,
-                    cfg=cfg,
+                    build_question, prompt, [src], opts, labels=[label], cfg=cfg
                 )
-                answer = Answer(model=q.model, images=q.images, prompt=q.prompt, request=q.body)
-                answers[i] = answer
-                key = replay.key_for(q) if use_cache else None
-                if key is not None and not refresh and replay.replay(key, q, answer, display=False):
+                answer = answers[i] = new_answer(q)
+                key = store_key(q)
+                if replay(q, answer, key):
                     return
                 await send_with_retries(await client_for(q), q.body, answer, retries)
-                usage = answer.usage or {}
-                if answer.usage:
-                    answer.cost = cost(
-                        usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), q.profile
-                    )
-                replay.finish(key, q, answer)
-            except VisionMagicError as e:
-                errors[i] = str(e)
+                finish(q, answer, key)
             except Exception as e:  # one bad item never aborts the batch
-                errors[i] = f"{type(e).__name__}: {e}"
+                errors[i] = one_line(e)
             finally:
                 bar.update(1)
 

@@ -1,13 +1,15 @@
 """Ask a vision model to caption, describe or interpret a matplotlib figure.
 
 The model sees the figure as an image and, as text, what matplotlib knows exactly (title, axis labels, limits,
-legend entries), so captions get the numbers and names right. (The module is not called ``annotate`` so that
-importing it never shadows the :func:`annotate` function on the package.)
+legend entries), so captions get the numbers and names right.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..errors import VisionMagicError
+from ..images.figures import current_figure, figure_of, figure_png
 
 KINDS = {
     "caption": "Write a concise caption (2-3 sentences) for this figure, suitable under it in a report: "
@@ -21,17 +23,10 @@ KINDS = {
 
 def _figure_of(fig: Any) -> Any:
     if fig is None:
-        from . import last_image
-
-        fig = last_image.current_figure()
+        fig = current_figure()
         if fig is None:
-            from .errors import VisionMagicError
-
             raise VisionMagicError("no open matplotlib figure: pass one, e.g. annotate(fig)")
-    get_figure = getattr(fig, "get_figure", None)
-    if not hasattr(fig, "savefig") and callable(get_figure):  # an Axes
-        fig = get_figure()
-    return fig
+    return figure_of(fig)
 
 
 def _fmt(v: float) -> str:
@@ -128,18 +123,14 @@ def annotate(
     >>> fig.text(0.5, -0.05, caption, ha="center", wrap=True)                        # doctest: +SKIP
     >>> alt = annotate(fig, kind="alt", model="gpt-4o-mini", display=False)          # doctest: +SKIP
     """
-    from .asking import ask
+    from .api import ask
 
     fig = _figure_of(fig)
     question = prompt if prompt else default_prompt(fig, kind)
     if display:  # the figure as a PNG whatever the backend, then the answer streams in under it
-        import io
-
         from IPython.display import Image
         from IPython.display import display as show
 
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        show(Image(data=buf.getvalue(), format="png"))
+        show(Image(data=figure_png(fig), format="png"))
     answer = ask(question, fig, display=display, labels=["figure"], **options)
     return answer.text

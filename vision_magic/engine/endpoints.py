@@ -15,12 +15,31 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlparse
 
-from .convert import ImageOptions, PreparedImage, prepare_bytes
-from .errors import ConfigError, SourceError
+from ..errors import ConfigError
+from ..images.download import DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT, download
+from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
 
-DEFAULT_INLINE_MAX_BYTES = 20 * 1024 * 1024
-DEFAULT_INLINE_TIMEOUT = 15.0
+OPENAI_URL = "https://api.openai.com/v1"
+NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
+
+
+def resolve_base_url(cfg: Any) -> str:
+    """The endpoint in force: ``VisionMagic.base_url``, else ``OPENAI_BASE_URL``, else OpenAI's."""
+    return (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+
+
+def is_openai(base_url: str) -> bool:
+    """True for api.openai.com and Azure OpenAI (``*.openai.azure.com``).
+
+    Examples
+    --------
+    >>> is_openai("https://api.openai.com/v1"), is_openai("http://localhost:11434/v1")
+    (True, False)
+    """
+    host = urlparse(base_url).hostname or ""
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
 
 
 @dataclass
@@ -57,8 +76,6 @@ class Endpoint:
     webp: bool | None = None
 
     def __post_init__(self) -> None:
-        from .client import is_openai
-
         if self.fetch_urls is None:
             self.fetch_urls = is_openai(self.base_url)
         if self.webp is None:
@@ -84,41 +101,6 @@ def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> End
     return Endpoint(base_url=wanted)
 
 
-def download(url: str, label: str, max_bytes: int, timeout: float) -> bytes:
-    """The bytes at ``url``, refusing non-images, bodies over ``max_bytes`` and slow servers (one line each)."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"User-Agent": "vision-magic", "Accept": "image/*"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked
-            ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-                raise SourceError(label, f"the URL returned {ctype}, not an image")
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise SourceError(label, f"the image is {int(length) / 1e6:.1f} MB, over the inline limit")
-            data = resp.read(max_bytes + 1)
-    except SourceError:
-        raise
-    except urllib.error.HTTPError as e:
-        raise SourceError(label, f"downloading the image failed: HTTP {e.code} {e.reason}") from None
-    except TimeoutError:
-        raise SourceError(label, f"downloading the image took longer than {timeout:g} s") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        if isinstance(reason, TimeoutError):
-            raise SourceError(label, f"downloading the image took longer than {timeout:g} s") from None
-        raise SourceError(label, f"downloading the image failed ({reason})") from None
-    if len(data) > max_bytes:
-        raise SourceError(
-            label,
-            f"the image is over the inline limit of {max_bytes / 1e6:.1f} MB "
-            "(raise inline_max_bytes in VisionMagic.endpoints)",
-        )
-    return data
-
-
 def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
     """A ``prepare_sources`` link handler that inlines URLs for ``endpoint``, or None when it fetches them."""
     if endpoint.fetch_urls:
@@ -133,43 +115,39 @@ def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
     return inline
 
 
-def strip_detail(body: dict[str, Any]) -> None:
-    """Remove ``detail`` from every image part in place (for servers that reject or ignore it)."""
-    for message in body.get("messages", []):
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("image_url"), dict):
-                    part["image_url"].pop("detail", None)
-
-
-def api_key(endpoint: Endpoint) -> str | None:
-    """The key from the endpoint's variable, or None to let the default lookup (OPENAI_API_KEY) decide."""
-    if endpoint.api_key_env == "OPENAI_API_KEY":
-        return None
+def api_key(endpoint: Endpoint) -> str:
+    """The key for ``endpoint``: from its ``api_key_env`` variable (default ``OPENAI_API_KEY``); a
+    placeholder for servers that need none; a one-line :class:`ConfigError` when OpenAI or a configured
+    variable needs one and it is unset."""
     key = os.environ.get(endpoint.api_key_env, "").strip()
-    if not key:
+    if key:
+        return key
+    if endpoint.api_key_env != "OPENAI_API_KEY":
         raise ConfigError(
             f"No API key for {endpoint.name or endpoint.base_url}: set {endpoint.api_key_env} "
             f"(e.g. %env {endpoint.api_key_env}=...)"
         )
-    return key
+    if is_openai(endpoint.base_url):
+        raise ConfigError(
+            "No API key: set OPENAI_API_KEY (e.g. %env OPENAI_API_KEY=sk-...), or point OPENAI_BASE_URL at a "
+            "local OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); "
+            "--dry-run shows the request without sending"
+        )
+    return NO_KEY_PLACEHOLDER
 
 
 def make_client(
     cfg: Any, endpoint: Endpoint | str, *, asynchronous: bool = False, max_retries: int | None = None
 ) -> Any:
-    """An ``openai.OpenAI`` (or ``AsyncOpenAI``) client for ``endpoint`` with its key."""
+    """An ``openai.OpenAI`` (or ``AsyncOpenAI``) client for ``endpoint`` with its key (imported here so
+    importing vision_magic stays cheap); raises the one-line "No API key" before anything is sent."""
     import openai
-
-    from .client import api_key_for
 
     if not isinstance(endpoint, Endpoint):  # a base URL
         endpoint = endpoint_for(str(endpoint), getattr(cfg, "endpoints", None))
-    key = api_key(endpoint) or api_key_for(endpoint.base_url)
     cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
     return cls(
-        api_key=key,
+        api_key=api_key(endpoint),
         base_url=endpoint.base_url,
         timeout=cfg.timeout,
         max_retries=cfg.max_retries if max_retries is None else max_retries,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .convert import ImageOptions
+from .encode import ImageOptions
 from .profiles import profile_for
-from .sources import prepare_sources
+from .resolve import prepare_sources
 
 
 def content_parts(

@@ -49,7 +49,8 @@ class Chat:
     def ask(self, prompt: str, *sources: Any, **options: Any) -> Answer:
         """Ask a follow-up in this thread: earlier turns are sent first; the answer joins the thread.
 
-        Takes :func:`vision_magic.ask`'s options (display, model, detail, cache, refresh, schema, ...).
+        Takes :func:`vision_magic.ask`'s arguments (display, labels, and every option: model, detail, cache,
+        refresh, schema, ...).
 
         Examples
         --------
@@ -57,7 +58,7 @@ class Chat:
         >>> c.ask("What does this plot show?", fig)  # doctest: +SKIP
         >>> c.ask("And the left panel?")  # doctest: +SKIP
         """
-        from .asking import ask
+        from .run import ask
 
         answer = ask(prompt, *sources, history=list(self.messages), **options)
         self.record(answer)
@@ -125,11 +126,8 @@ class Chat:
         )
 
 
-_chats: dict[str, Chat] = {}
-
-
 def chat(name: str = DEFAULT) -> Chat:
-    """The conversation thread ``name`` (created empty on first use).
+    """The conversation thread ``name`` of this session (created empty on first use).
 
     Examples
     --------
@@ -138,11 +136,13 @@ def chat(name: str = DEFAULT) -> Chat:
     >>> chat("figures") is chat("figures")
     True
     """
-    if name not in _chats:
-        _chats[name] = Chat(name)
-    return _chats[name]
+    from .session import current
+
+    return current().chat(name)
 
 
 def chats() -> dict[str, Chat]:
     """Every thread of this session by name."""
-    return dict(_chats)
+    from .session import current
+
+    return dict(current().chats)

@@ -1,4 +1,7 @@
-"""The persistent replay cache: a re-run of an identical question shows the stored answer and sends nothing.
+"""The persistent replay store: storage only (get, put, stats, clear, export, load); it knows nothing of
+questions or displays (:mod:`vision_magic.engine.finish` decides what is stored and replayed).
+
+A re-run of an identical question is answered from here and sends nothing.
 
 One SQLite file (default ``<user cache dir>/vision_magic/replay.sqlite3``; ``VISION_MAGIC_CACHE_DIR`` or
 ``%config VisionMagic.cache_path`` move it), keyed by a SHA-256 of the exact request: endpoint URL, model,
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FILE_NAME = "replay.sqlite3"
 _TRANSPORT_ONLY = ("stream", "stream_options")
@@ -75,12 +78,12 @@ def path(cfg: Any = None) -> Path:
 
     Examples
     --------
-    >>> from vision_magic.config import VisionMagic
+    >>> from vision_magic.engine.config import VisionMagic
     >>> str(path(VisionMagic(cache_path="/tmp/x.sqlite3")))
     '/tmp/x.sqlite3'
     """
     if cfg is None:
-        from .config import settings
+        from .session import settings
 
         cfg = settings()
     configured = getattr(cfg, "cache_path", "") or ""
@@ -156,7 +159,7 @@ def put(key: str, answer: Any, cfg: Any = None) -> None:
 
     Examples
     --------
-    >>> from vision_magic.answer import Answer
+    >>> from vision_magic.engine.answer import Answer
     >>> put("0" * 64, Answer(text="hi", model="m"))  # doctest: +SKIP
     """
     if answer.incomplete or answer.error or answer.dry_run:
@@ -217,115 +220,46 @@ def close() -> None:
         _connections.clear()
 
 
-# -- the ask path -------------------------------------------------------------------------------------------
+_COLUMNS = ("key", "created", "model", "text", "usage", "finish_reason", "prompt", "n_images")
 
 
-def key_for(q: Any) -> str:
-    """The cache key of a prepared :class:`~vision_magic.asking.Question`."""
-    return request_key(q.body, q.base_url)
+def export(file: str | os.PathLike[str], cfg: Any = None) -> int:
+    """Write every stored answer to ``file`` as JSON Lines (one object per answer); returns how many.
 
-
-def _parse_structured(q: Any, answer: Any) -> None:
-    if not getattr(q, "structured", False) or not answer.text or answer.incomplete:
-        return
-    from .structured import parse
-
-    try:
-        answer.data = parse(answer.text, q.schema)
-    except ValueError as e:
-        answer.error = str(e)
-
-
-def replay(key: str, q: Any, answer: Any, *, display: bool = True, publish: Any = None) -> bool:
-    """Fill ``answer`` from the cache and show it at once, marked as replayed; False when not cached."""
-    hit = get(key, q.cfg)
-    if hit is None:
-        return False
-    from .profiles import cost
-
-    answer.text = hit["text"]
-    answer.model = hit["model"] or answer.model
-    answer.usage = hit["usage"]
-    answer.finish_reason = hit["finish_reason"]
-    answer.replayed = True
-    usage = answer.usage or {}
-    answer.cost = (
-        cost(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), q.profile)
-        if answer.usage
-        else None
-    )
-    _parse_structured(q, answer)
-    if display:
-        from .render import answer_bundle, show_answer
-
-        if publish is not None:
-            publish(answer_bundle(answer.text, answer.footer()), False)
-            answer._shown = True
-        else:
-            show_answer(answer)
-    return True
-
-
-def finish(key: str | None, q: Any, answer: Any) -> None:
-    """After a real answer: parse structured output, then store it when complete."""
-    _parse_structured(q, answer)
-    if key is not None:
-        put(key, answer, q.cfg)
-
-
-# -- prepared images of unchanged files, so a re-run does not re-encode them -----------------------------
-
-_MEMO_BYTES = 64 * 1024 * 1024
-_memo: dict[tuple[Any, ...], list[Any]] = {}
-
-
-def _fingerprint(sources: Any) -> tuple[Any, ...] | None:
-    """(path, size, mtime, inode) of every source when each names one existing file; else None."""
-    out = []
-    for src in sources:
-        if isinstance(src, (bytes, bytearray)):
-            out.append(("bytes", hashlib.sha256(src).hexdigest()))
-            continue
-        if not isinstance(src, (str, os.PathLike)):
-            return None
-        text = os.fspath(src)
-        if text.startswith(("http://", "https://", "data:")) or any(ch in text for ch in "*?["):
-            return None
-        try:
-            st = Path(text).expanduser().resolve().stat()
-        except OSError:
-            return None
-        if not Path(text).expanduser().is_file():
-            return None
-        out.append((str(Path(text).expanduser().resolve()), st.st_size, st.st_mtime_ns, st.st_ino))
-    return tuple(out)
-
-
-def remember_prepared(sources: Any, options: Any, labels: Any, prepare: Any) -> list[Any]:
-    """``prepare()``'s images, reused while the files (size, mtime, inode) and options are unchanged.
-
-    Re-running a cell then costs a stat per file instead of a decode and re-encode (tens of ms per image).
-    In memory only, at most 64 MB of image bytes.
+    Examples
+    --------
+    >>> export("answers.jsonl")  # doctest: +SKIP
+    12
     """
-    prints = _fingerprint(sources)
-    if prints is None:
-        return prepare()
-    key = (prints, repr(options), tuple(labels) if labels is not None else None, os.getcwd())
     with _lock:
-        hit = _memo.get(key)
-    if hit is not None:
-        import copy
+        rows = _connect(path(cfg)).execute(f"SELECT {', '.join(_COLUMNS)} FROM answers").fetchall()
+    with open(file, "w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(dict(zip(_COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+    return len(rows)
 
-        return [copy.copy(img) for img in hit]
-    images = prepare()
-    size = sum(len(img.data or b"") + len(img.url) for img in images)
-    if size < _MEMO_BYTES // 4:
-        with _lock:
-            while (
-                _memo
-                and sum(len(i.data or b"") + len(i.url) for v in _memo.values() for i in v) + size
-                > _MEMO_BYTES
-            ):
-                _memo.pop(next(iter(_memo)))
-            _memo[key] = images
-    return images
+
+def load(file: str | os.PathLike[str], cfg: Any = None) -> int:
+    """Add the answers of a file written by :func:`export` (existing keys are replaced); returns how many.
+
+    Examples
+    --------
+    >>> load("answers.jsonl")  # doctest: +SKIP
+    12
+    """
+    rows = []
+    with open(file, encoding="utf-8") as src:
+        for n, line in enumerate(src, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                rows.append(tuple(obj[c] for c in _COLUMNS))
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(
+                    f"{file} line {n} is not an exported answer: use a file from export()"
+                ) from None
+    placeholders = ", ".join("?" * len(_COLUMNS))
+    with _lock:
+        _connect(path(cfg)).executemany(f"INSERT OR REPLACE INTO answers VALUES ({placeholders})", rows)
+    return len(rows)

@@ -1,21 +1,22 @@
-"""Show answers and dry runs in the notebook; knows IPython display, not openai.
+"""Draw answers and dry runs in the notebook; knows IPython display, not openai.
 
 An answer is one display (one ``display_id``) updated in place as tokens arrive, at most every
 ``interval`` seconds, with a bundle of ``text/markdown`` and a readable ``text/plain``.
+:class:`NotebookView` is the engine's :class:`~vision_magic.engine.views.AnswerView` for notebooks.
 """
 
 from __future__ import annotations
 
 import copy
 import html
-import io
 import json
 import re
 import time
 from typing import Any
 
-from .answer import Answer
-from .convert import PreparedImage
+from ..engine.answer import Answer
+from ..images.encode import PreparedImage, data_url, human_bytes
+from ..images.thumbnail import thumbnail
 
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
 _INLINE_MATH = re.compile(r"\\\((.+?)\\\)", re.S)
@@ -51,22 +52,29 @@ def answer_bundle(text: str, footer: str = "", waiting: bool = False) -> dict[st
     return {"text/markdown": md, "text/plain": plain}
 
 
-class StreamingDisplay:
+class NotebookView:
     """One display updated in place while text streams in, throttled to one render per ``interval``.
+
+    ``publish(bundle, update)`` draws somewhere else than the cell's output (the panel's output widget).
+    A finished answer shown without :meth:`start` (replayed, dry run) is displayed once.
 
     Examples
     --------
-    >>> d = StreamingDisplay(interval=0.1, publish=lambda bundle, update: None)
+    >>> d = NotebookView(interval=0.1, publish=lambda bundle, update: None)
     >>> d.start(); d.update("Hel"); d.update("Hello"); d.finish(Answer(text="Hello", model="m"))
     >>> d.renders
     2
     """
 
-    def __init__(self, interval: float = 0.1, publish: Any = None) -> None:
+    def __init__(self, interval: float | None = None, publish: Any = None) -> None:
+        if interval is None:
+            from ..engine.session import settings
+
+            interval = settings().render_interval
         self.interval = interval
         self.renders = 0
         self._last = 0.0
-        self._pending = False
+        self._started = False
         self._handle: Any = None
         self._publish = publish
 
@@ -84,6 +92,7 @@ class StreamingDisplay:
 
     def start(self) -> None:
         self._show(answer_bundle("", waiting=True), update=False)
+        self._started = True
         self._last = time.monotonic()
 
     def update(self, text: str) -> None:
@@ -91,22 +100,15 @@ class StreamingDisplay:
         if now - self._last >= self.interval:
             self._show(answer_bundle(text, waiting=True), update=True)
             self._last = now
-            self._pending = False
-        else:
-            self._pending = True
 
     def finish(self, answer: Answer) -> None:
         text = answer.text or ("" if answer.incomplete else "*(the model returned no text)*")
-        self._show(answer_bundle(text, answer.footer()), update=True)
+        self._show(answer_bundle(text, answer.footer()), update=self._started)
         answer._shown = True
 
-
-def show_answer(answer: Answer) -> None:
-    """Display a finished answer once (non-streaming, or replayed)."""
-    from IPython.display import display
-
-    display(answer_bundle(answer.text, answer.footer()), raw=True)
-    answer._shown = True
+    def dry_run(self, answer: Answer, note: str) -> None:
+        self._show(dry_run_bundle(answer, note), update=False)
+        answer._shown = True
 
 
 def elide_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -132,37 +134,21 @@ def elide_request(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _thumbnail(img: PreparedImage, side: int = 160) -> str | None:
-    if not img.data:
-        return None
-    try:
-        from PIL import Image
-
-        from .convert import data_url
-
-        with Image.open(io.BytesIO(img.data)) as im:
-            im.draft("RGB", (side, side))
-            im.thumbnail((side, side))
-            im = im.convert("RGB")
-            buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=80)
-        return data_url("image/jpeg", buf.getvalue())
-    except Exception:
-        return None
+def _thumbnail_url(img: PreparedImage, side: int = 160) -> str | None:
+    small = thumbnail(img.data, side, "JPEG")
+    return data_url("image/jpeg", small) if small else None
 
 
 def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
     """HTML (thumbnails, sizes, bytes, tokens, the elided request) and plain text for a dry run."""
-    from .convert import _human_bytes
-
     rows_html = []
     rows_text = []
     for img in answer.images:
-        thumb = _thumbnail(img)
+        thumb = _thumbnail_url(img)
         cell = f'<img src="{thumb}" style="max-width:160px;max-height:160px">' if thumb else "(link)"
         size = f"{img.width}x{img.height}" if img.width else "fetched by server"
         orig = f"{img.original_size[0]}x{img.original_size[1]}" if img.original_size else ""
-        nbytes = _human_bytes(img.nbytes) if img.nbytes is not None else ""
+        nbytes = human_bytes(img.nbytes) if img.nbytes is not None else ""
         tokens = "" if img.tokens is None else str(img.tokens)
         notes = "; ".join(img.notes)
         rows_html.append(
@@ -204,10 +190,3 @@ def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
         [head + (" " + note if note else ""), *rows_text, "request JSON (base64 elided):", request]
     )
     return {"text/html": page, "text/plain": plain}
-
-
-def show_dry_run(answer: Answer, note: str = "") -> None:
-    from IPython.display import display
-
-    display(dry_run_bundle(answer, note), raw=True)
-    answer._shown = True

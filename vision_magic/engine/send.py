@@ -1,101 +1,25 @@
-"""Talk to the model through the official ``openai`` SDK; knows openai, not IPython.
+"""Send a request through the official ``openai`` SDK; knows openai, not IPython.
 
-Builds the Chat Completions request body, runs it (streaming or not) and turns every SDK error into one
+Runs a request (streaming or not, or many concurrently with retries) and turns every SDK error into one
 :class:`~vision_magic.errors.APIError` line with the status, the server's own message and a fix.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import os
+import random
+import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlparse
 
+from ..errors import APIError, redact
 from .answer import Answer
-from .config import VisionMagic
-from .errors import APIError, ConfigError, redact
 
-OPENAI_URL = "https://api.openai.com/v1"
-NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
-
-
-def resolve_base_url(cfg: VisionMagic) -> str:
-    """The endpoint in force: ``VisionMagic.base_url``, else ``OPENAI_BASE_URL``, else OpenAI's."""
-    return (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
-
-
-def is_openai(base_url: str) -> bool:
-    host = urlparse(base_url).hostname or ""
-    return host == "api.openai.com" or host.endswith(".openai.azure.com")
-
-
-def api_key_for(base_url: str) -> str:
-    """The key from ``OPENAI_API_KEY``; raises a one-line :class:`ConfigError` when OpenAI needs one."""
-    key = os.environ.get("OPENAI_API_KEY", "").strip()
-    if key:
-        return key
-    if is_openai(base_url):
-        raise ConfigError(
-            "No API key: set OPENAI_API_KEY (e.g. %env OPENAI_API_KEY=sk-...), or point OPENAI_BASE_URL at a "
-            "local OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); "
-            "--dry-run shows the request without sending"
-        )
-    return NO_KEY_PLACEHOLDER
-
-
-def build_messages(prompt: str, parts: list[dict[str, Any]], system: str = "") -> list[dict[str, Any]]:
-    """System (optional) and user messages for one question: the text first, then the images.
-
-    Examples
-    --------
-    >>> build_messages("Hi?", [], system="Be brief.")
-    [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': [{'type': 'text', 'text': 'Hi?'}]}]
-    """
-    messages: list[dict[str, Any]] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": [{"type": "text", "text": prompt}, *parts]})
-    return messages
-
-
-def build_request(
-    messages: list[dict[str, Any]],
-    *,
-    model: str,
-    base_url: str,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    seed: int | None = None,
-    stream: bool = True,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The request body. Optional fields are left out, never sent as null (the schema forbids nulls).
-
-    OpenAI's newer models take ``max_completion_tokens`` only; other servers may know only ``max_tokens``.
-    """
-    body: dict[str, Any] = {"model": model, "messages": messages}
-    if max_tokens is not None:
-        body["max_completion_tokens" if is_openai(base_url) else "max_tokens"] = int(max_tokens)
-    if temperature is not None:
-        body["temperature"] = float(temperature)
-    if seed is not None:
-        body["seed"] = int(seed)
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    body.update(extra or {})
-    return body
-
-
-def make_client(cfg: VisionMagic, base_url: str) -> Any:
-    """An ``openai.OpenAI`` client for ``base_url`` (imported here so importing vision_magic stays cheap)."""
-    import openai
-
-    return openai.OpenAI(
-        api_key=api_key_for(base_url), base_url=base_url, timeout=cfg.timeout, max_retries=cfg.max_retries
-    )
+RETRY_STATUSES = frozenset({408, 409, 429})
+MAX_DELAY = 60.0
 
 
 def run(
@@ -237,3 +161,66 @@ def _server_message(e: Any) -> str:
         else:
             msg = text.strip()[:300] or e.message
     return redact(" ".join(str(msg).split()))[:500]
+
+
+def retry_delay(headers: Any, attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): the server's ``retry-after-ms`` / ``Retry-After``
+    (seconds or an HTTP date) when given, else exponential backoff with jitter.
+
+    Examples
+    --------
+    >>> retry_delay({"retry-after": "2"}, 0)
+    2.0
+    >>> 0.25 <= retry_delay({}, 0) <= 0.5
+    True
+    """
+    headers = headers or {}
+    get = headers.get
+    ms = get("retry-after-ms")
+    try:
+        if ms is not None:
+            return min(max(float(ms) / 1000, 0.0), MAX_DELAY)
+    except ValueError:
+        pass
+    value = get("retry-after") or get("Retry-After")
+    if value is not None:
+        try:
+            return min(max(float(value), 0.0), MAX_DELAY)
+        except ValueError:
+            try:
+                return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_DELAY)
+            except (TypeError, ValueError):
+                pass
+    base = min(0.5 * 2**attempt, 20.0)
+    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, retries: int) -> Answer:
+    """Send one non-streaming request, retrying transient failures; fill ``answer``; raise :class:`APIError`."""
+    import openai
+
+    base_url = str(client.base_url).rstrip("/")
+    for attempt in range(retries + 1):
+        try:
+            resp = await client.chat.completions.create(**body)
+        except openai.APIStatusError as e:
+            transient = e.status_code in RETRY_STATUSES or e.status_code >= 500
+            if not transient or attempt == retries:
+                raise _final(describe_error(e, base_url), attempt) from None
+            delay = retry_delay(e.response.headers, attempt)
+        except openai.APIConnectionError as e:
+            if attempt == retries:
+                raise _final(describe_error(e, base_url), attempt) from None
+            delay = retry_delay({}, attempt)
+        except Exception as e:  # malformed JSON and the like: not worth retrying blindly
+            raise describe_error(e, base_url) from None
+        else:
+            return fill_from_completion(resp, answer, body["model"])
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _final(err: APIError, attempt: int) -> APIError:
+    if attempt:
+        return APIError(f"{err} (after {attempt} retries)", err.status)
+    return err

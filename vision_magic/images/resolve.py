@@ -9,13 +9,13 @@ collected first and raised together, so nothing is sent when any source is bad.
 from __future__ import annotations
 
 import glob
-import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import (
+from ..errors import SourceError, SourceErrors
+from .encode import (
     ImageOptions,
     PreparedImage,
     decode_data_url,
@@ -24,7 +24,6 @@ from .convert import (
     prepare_image,
     prepare_link,
 )
-from .errors import SourceError, SourceErrors
 
 IMAGE_SUFFIXES = (
     ".png",
@@ -182,7 +181,7 @@ def _prepare_one(
         return prepare_bytes(read_file(obj, label), label, options)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return prepare_bytes(bytes(obj), label, options)
-    kind = _kind(obj)
+    kind = source_kind(obj)
     if kind == "pil":
         return prepare_image(obj, label, options)
     if kind == "figure":
@@ -211,7 +210,7 @@ def _prepare_one(
     )
 
 
-def _kind(obj: Any) -> str | None:
+def source_kind(obj: Any) -> str | None:
     """What ``obj`` is, by its class's module, without importing PIL, matplotlib or numpy."""
     for cls in type(obj).__mro__:
         mod = cls.__module__ or ""
@@ -290,6 +289,7 @@ def array_to_image(arr: Any, label: str) -> Any:
 def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) -> PreparedImage:
     """Render a matplotlib figure as the inline backend shows it (tight bounding box), at a dpi that
     already gives the size the model uses, so nothing is rendered larger only to be shrunk."""
+    from .figures import figure_png
     from .profiles import used_size
 
     options = options or ImageOptions()
@@ -301,9 +301,4 @@ def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) ->
         tw, _ = used_size(round(w), round(h), options.profile, options.detail)
         if tw < w:
             dpi *= tw / w
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    except Exception as e:  # a broken artist; say which figure and why
-        raise SourceError(label, f"matplotlib could not draw the figure ({type(e).__name__}: {e})") from None
-    return prepare_bytes(buf.getvalue(), label, options)
+    return prepare_bytes(figure_png(fig, label, dpi), label, options)

@@ -4,7 +4,7 @@ Pure: Pillow only (no IPython, no openai). The policy, in order:
 
 1. Sniff the MIME type from the bytes; refuse what is not an image, and what is too large to decode safely,
    before decoding anything.
-2. Work out the size the model really uses (:mod:`vision_magic.profiles`) in upright orientation.
+2. Work out the size the model really uses (:mod:`vision_magic.images.profiles`) in upright orientation.
 3. If the file is already in an API format, upright, opaque or PNG, in a plain mode and no larger than that
    size, send its own bytes with metadata stripped losslessly (no decode, no re-encode).
 4. Otherwise decode (JPEG draft decoding at the target scale), apply EXIF orientation, take the first frame,
@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SourceError
+from ..errors import SourceError
 from .profiles import DEFAULT_PROFILE, ModelProfile, image_tokens, used_size
 from .sniff import API_MIMES, is_complete, sniff_mime, strip_jpeg, strip_png
 
@@ -87,13 +87,13 @@ class PreparedImage:
         if self.is_link:
             return f"{self.source} (link, fetched by the server)"
         size = f"{self.width}x{self.height}"
-        return f"{self.source} {self.mime} {size}, {_human_bytes(self.nbytes or 0)}"
+        return f"{self.source} {self.mime} {size}, {human_bytes(self.nbytes or 0)}"
 
     def __repr__(self) -> str:
         return f"<PreparedImage {self.describe()}>"
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     if n < 1024:
         return f"{n} B"
     if n < 1024 * 1024:
@@ -156,16 +156,21 @@ def _checked_open(Image: Any, fp: Any, source: str, max_pixels: int) -> Any:
             if isinstance(e, Image.UnidentifiedImageError):
                 raise
             raise SourceError(source, f"corrupt image ({e})") from None
+    _check_pixels(img.size, source, max_pixels)
     w, h = img.size
+    if w < 1 or h < 1:
+        raise SourceError(source, f"the image has no pixels ({w}x{h})")
+    return img
+
+
+def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
+    w, h = size
     if w * h > max_pixels:
         raise SourceError(
             source,
             f"the image is {w}x{h} pixels, too large to decode safely (limit {max_pixels // 1_000_000} "
             "megapixels); downscale it first",
         )
-    if w < 1 or h < 1:
-        raise SourceError(source, f"the image has no pixels ({w}x{h})")
-    return img
 
 
 def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
@@ -351,7 +356,7 @@ def fit_bytes(
         data, mime = encode(img, photo=mime == "image/jpeg", quality=q, webp=mime == "image/webp")
     quality_note = f", JPEG quality {q}" if mime == "image/jpeg" and q != quality else ""
     notes.append(
-        f"shrunk to {img.width}x{img.height}{quality_note} ({_human_bytes(before)} -> {_human_bytes(len(data))}) "
+        f"shrunk to {img.width}x{img.height}{quality_note} ({human_bytes(before)} -> {human_bytes(len(data))}) "
         f"to stay under the {why}"
     )
     return img, data, mime
@@ -406,12 +411,28 @@ def _convert(
     upright: tuple[int, int],
     options: ImageOptions,
 ) -> PreparedImage:
-    from PIL import Image, ImageOps
-
-    notes: list[str] = []
+    """Decode encoded bytes (JPEG at draft scale) and run them through :func:`_pipeline`."""
     if mime == "image/jpeg" and target != upright:
         # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation).
         img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(target, orientation))
+    return _pipeline(img, source, options, orientation, target, upright, photo=mime == "image/jpeg")
+
+
+def _pipeline(
+    img: Any,
+    source: str,
+    options: ImageOptions,
+    orientation: int,
+    target: tuple[int, int],
+    upright: tuple[int, int],
+    *,
+    photo: bool = False,
+) -> PreparedImage:
+    """The one decode-to-wire path: first frame, upright, display mode, resized to ``target``, encoded by
+    content (JPEG for photos, PNG or lossless WEBP for graphics), shrunk to the byte limit."""
+    from PIL import Image, ImageOps
+
+    notes: list[str] = []
     if getattr(img, "is_animated", False):
         notes.append(f"first of {getattr(img, 'n_frames', '?')} frames")
         img.seek(0)
@@ -423,16 +444,16 @@ def _convert(
     if img.size != target:
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
-    photo = mime == "image/jpeg" or looks_like_photo(img)
-    out, out_mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
-    img, out, out_mime = fit_bytes(
-        img, out, out_mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
+    photo = photo or looks_like_photo(img)
+    out, mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
+    img, out, mime = fit_bytes(
+        img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
     )
-    return _finish(source, out, out_mime, img.size, upright, options, notes)
+    return _finish(source, out, mime, img.size, upright, options, notes)
 
 
 def _limit_name(options: ImageOptions) -> str:
-    return f"{_human_bytes(options.max_image_bytes)} per-image limit"
+    return f"{human_bytes(options.max_image_bytes)} per-image limit"
 
 
 def _smaller_lossless(img: Any, png: bytes) -> tuple[bytes, str]:
@@ -456,32 +477,12 @@ def prepare_image(img: Any, source: str, options: ImageOptions | None = None) ->
     >>> prepare_image(Image.new("RGBA", (300, 200)), "img").describe().startswith("img image/png 300x200, ")
     True
     """
-    from PIL import Image, ImageOps
-
     options = options or ImageOptions()
-    notes: list[str] = []
     orientation = _orientation(img)
-    if orientation != 1:
-        img = ImageOps.exif_transpose(img)
-        notes.append(f"rotated upright (EXIF orientation {orientation})")
-    upright = img.size
-    if upright[0] * upright[1] > options.max_pixels:
-        raise SourceError(
-            source, f"the image is {upright[0]}x{upright[1]} pixels, too large; downscale it first"
-        )
+    upright = _upright(img.size, orientation)
+    _check_pixels(upright, source, options.max_pixels)
     target = used_size(*upright, options.profile, options.detail) if options.resize else upright
-    if getattr(img, "is_animated", False):
-        img.seek(0)
-        notes.append("first frame")
-    img = to_display_mode(img, notes)
-    if img.size != target:
-        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
-    out, mime = encode(img, photo=looks_like_photo(img), quality=options.jpeg_quality, webp=options.webp)
-    img, out, mime = fit_bytes(
-        img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
-    )
-    return _finish(source, out, mime, img.size, upright, options, notes)
+    return _pipeline(img, source, options, orientation, target, upright)
 
 
 def fit_request(images: list[PreparedImage], options: ImageOptions) -> list[PreparedImage]:
@@ -511,7 +512,7 @@ def fit_request(images: list[PreparedImage], options: ImageOptions) -> list[Prep
         budget = max(1024, min(limit - others, (img.nbytes or 0) * 3 // 4))
         notes = list(img.notes)
         pil = to_display_mode(Image.open(io.BytesIO(img.data)))
-        why = f"{_human_bytes(limit)} total limit of a request"
+        why = f"{human_bytes(limit)} total limit of a request"
         mime = img.mime or "image/png"
         pil, data, mime = fit_bytes(pil, img.data, mime, budget, options.jpeg_quality, notes, why)
         out[i] = _finish(img.source, data, mime, pil.size, img.original_size or pil.size, options, notes)

@@ -1,6 +1,6 @@
 """What a question will cost before it is sent: per image the size, bytes and tokens, plus the input cost.
 
-Pure (no IPython, no openai): images are prepared exactly as :func:`vision_magic.ask` would prepare them, so
+No IPython, no network: images are prepared exactly as :func:`vision_magic.ask` would prepare them, so
 the numbers describe the bytes that would go on the wire, not the files on disk.
 """
 
@@ -11,12 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .convert import PreparedImage, _human_bytes
-from .profiles import ModelProfile
+from ..images.encode import PreparedImage, human_bytes
+from ..images.profiles import ModelProfile
+from .options import AskOptions, with_option_keywords
 
 # Without a tokenizer (tiktoken is optional and not required) text is counted at ~4 characters a token.
 _CHARS_PER_TOKEN = 4
-_MESSAGE_OVERHEAD = 7  # role markers and priming of a one-message chat request
+MESSAGE_OVERHEAD = 7  # role markers and priming of a one-message chat request
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Estimate:
     def summary(self) -> str:
         """One line: images, tokens, bytes and cost."""
         return (
-            f"{self.model} detail={self.detail}: {len(self.images)} image(s), {_human_bytes(self.nbytes)}, "
+            f"{self.model} detail={self.detail}: {len(self.images)} image(s), {human_bytes(self.nbytes)}, "
             f"about {self.input_tokens} input tokens ({self.image_tokens} image + {self.text_tokens} text), "
             f"{self._cost_text()} input"
         )
@@ -117,7 +118,7 @@ class Estimate:
         head = ["source", "type", "original", "sent", "bytes", "tokens", "notes"]
         cells = [[str(r[h] if r[h] is not None else "?") for h in head] for r in rows]
         for r, c in zip(rows, cells, strict=True):
-            c[4] = _human_bytes(r["bytes"]) if r["bytes"] is not None else "?"
+            c[4] = human_bytes(r["bytes"]) if r["bytes"] is not None else "?"
         widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(head)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
         lines += ["  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip() for c in cells]
@@ -134,7 +135,7 @@ class Estimate:
         body = "".join(
             "<tr>"
             + "".join(
-                f"<td>{html.escape(_human_bytes(r[h]) if h == 'bytes' and r[h] is not None else str(r[h] or ''))}</td>"
+                f"<td>{html.escape(human_bytes(r[h]) if h == 'bytes' and r[h] is not None else str(r[h] or ''))}</td>"
                 for h in head
             )
             + "</tr>"
@@ -164,21 +165,21 @@ def text_tokens(text: str) -> int:
     return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
 
+@with_option_keywords
 def estimate(
     *sources: Any,
-    model: str | None = None,
-    detail: str | None = None,
     prompt: str | None = None,
-    resize: bool | None = None,
     labels: list[str] | None = None,
     profiles: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Estimate:
     """Prepare ``sources`` exactly as :func:`vision_magic.ask` would, send nothing, and return per image the
     sent size, bytes and tokens plus the total estimated input cost.
 
-    Unset options come from ``%config VisionMagic`` (model, detail, resize, jpeg_quality, profiles).
-    Models not in the profile table are counted with the default (gpt-4o's tile rule, no price) and the
-    estimate says so.
+    Takes :func:`vision_magic.ask`'s options; those that change what is sent (model, detail, resize, system)
+    change the estimate. Unset ones come from ``%config VisionMagic`` (model, detail, resize, jpeg_quality,
+    profiles). Models not in the profile table are counted with the default (gpt-4o's tile rule, no price)
+    and the estimate says so.
 
     Examples
     --------
@@ -191,21 +192,24 @@ def estimate(
     >>> estimate(Image.new("RGB", (64, 64)), model="llava:13b").notes[0]
     "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
     """
-    from .asking import image_options
-    from .client import resolve_base_url
-    from .config import settings
-    from .endpoints import endpoint_for
-    from .sources import prepare_sources
+    from ..images.resolve import prepare_sources
+    from .question import default_images, endpoint_in_force, image_options
+    from .session import current
 
-    cfg = settings()
-    webp = endpoint_for(resolve_base_url(cfg), cfg.endpoints).webp  # the same encoding as when sending
-    model, detail, profile, options = image_options(cfg, model, detail, resize, profiles=profiles, webp=webp)
-    if sources:
-        prepared = prepare_sources(sources, options, labels=labels)
-    else:
-        from .asking import _no_source_images
+    cfg = current().settings
+    opts = AskOptions.from_kwargs(**options).resolved(cfg)
+    webp = bool(endpoint_in_force(cfg).webp)  # the same encoding as when sending
+    profile, image = image_options(opts, cfg, profiles=profiles, webp=webp)
+    prepared = prepare_sources(sources, image, labels=labels) if sources else default_images(image)
+    return from_prepared(prepared, opts, profile, prompt or "")
 
-        prepared = _no_source_images(options)
+
+def from_prepared(
+    prepared: list[PreparedImage], options: AskOptions, profile: ModelProfile, prompt: str
+) -> Estimate:
+    """The :class:`Estimate` of images already prepared for resolved ``options`` (the panel's live estimate
+    and :func:`estimate` share it)."""
+    model, detail = options.model or "", options.detail or "auto"
     images = [ImageEstimate.from_prepared(img) for img in prepared]
     notes: list[str] = []
     if not profile.known:
@@ -220,7 +224,6 @@ def estimate(
     links = [img.source for img in images if img.tokens is None]
     if links:
         notes.append(f"{len(links)} link(s) fetched by the server: their size and tokens are unknown here")
-    system = cfg.system or ""
-    tokens = text_tokens((prompt or "") + system) + _MESSAGE_OVERHEAD
+    tokens = text_tokens(prompt + (options.system or "")) + MESSAGE_OVERHEAD
     notes.append("text tokens approximated at 4 characters a token")
     return Estimate(model, detail, profile, images, tokens, notes)

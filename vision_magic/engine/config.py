@@ -43,7 +43,7 @@ class VisionMagic(Configurable):
     resize = Bool(True, help="Resize images to the resolution the model really uses.").tag(config=True)
     jpeg_quality = Int(85, help="JPEG quality for photos.").tag(config=True)
     profiles = Dict(
-        help="Model profile overrides: {name_or_prefix: {field: value}}, see vision_magic.profiles.ModelProfile."
+        help="Model profile overrides: {name_or_prefix: {field: value}}, see vision_magic.images.profiles.ModelProfile."
     ).tag(config=True)
     dry_run = Bool(
         False, help="Show what would be sent instead of sending (thumbnails, sizes, request JSON)."
@@ -60,26 +60,9 @@ class VisionMagic(Configurable):
     ).tag(config=True)
     endpoints = Dict(
         help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
-        "inline_timeout}}, see vision_magic.endpoints.Endpoint."
+        "inline_timeout}}, see vision_magic.engine.endpoints.Endpoint."
     ).tag(config=True)
 
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("VISION_MAGIC_MODEL") or "gpt-4o"
-
-
-_current: VisionMagic | None = None
-
-
-def settings() -> VisionMagic:
-    """The active settings: the instance the IPython extension registered, else a default one."""
-    global _current
-    if _current is None:
-        _current = VisionMagic()
-    return _current
-
-
-def set_settings(cfg: VisionMagic) -> None:
-    """Make ``cfg`` the active settings (the extension does this on load)."""
-    global _current
-    _current = cfg

@@ -1,0 +1,26 @@
+"""The engine: a question in, an answer out, through the official ``openai`` SDK.
+
+Rules (checked by ``tests/test_layers.py``): imports :mod:`vision_magic.images`, :mod:`vision_magic.errors`,
+``openai``, ``traitlets`` and the standard library; never ``IPython``, ``ipywidgets`` nor
+:mod:`vision_magic.frontends`. Answers are drawn through the :class:`~vision_magic.engine.views.AnswerView`
+a front end hands over, never by the engine itself.
+
+Modules, in the order a question passes them
+--------------------------------------------
+options       :class:`AskOptions`, the one options object every front end builds.
+config        the ``VisionMagic`` traitlets configurable (``%config`` defaults).
+session       what one kernel remembers: settings, last answer, last image shown, chats, the view factory.
+endpoints     per-server facts (Endpoint table), base URL, API key lookup, the openai client.
+question      :func:`build_question`: options + sources + endpoint -> prepared images and request body.
+wire          the Chat Completions request body.
+structured    JSON mode and structured outputs: ``response_format`` and parsing.
+send          sending (streamed, whole, or concurrently with retries) and one-line API errors.
+finish        the one place an answer is finished: cost, structured data, storing.
+replay_store  the persistent SQLite store of answers (storage only).
+run           :func:`ask` and :func:`answer_question`: dry run, replay or send, then finish and draw.
+batch         :func:`ask_many`: one question per image, concurrently, into a DataFrame.
+chat          conversation threads (follow-ups send the earlier turns).
+estimate      sizes, tokens and cost before sending.
+answer        the :class:`Answer` record.
+views         the protocol a front end's view implements.
+"""

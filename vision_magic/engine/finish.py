@@ -1,0 +1,74 @@
+"""The one place an answer is finished: its cost, its structured data, and whether it is stored.
+
+Every way of asking (``ask``, the magic, the panel, ``ask_many``) ends here, for a sent answer and for one
+replayed from the store alike, so cost and parsing are computed once, by one method.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..images.profiles import cost
+from . import replay_store
+from .answer import Answer
+
+if TYPE_CHECKING:
+    from .question import Question
+
+
+def store_key(q: Question) -> str | None:
+    """The replay-store key of ``q``, or None when the store is off for it (``cache=False``)."""
+    if not q.options.cache:
+        return None
+    return replay_store.request_key(q.body, q.base_url)
+
+
+def new_answer(q: Question) -> Answer:
+    """An empty :class:`Answer` for ``q`` that records what is sent and the estimated image tokens."""
+    return Answer(
+        model=q.model, images=q.images, prompt=q.prompt, request=q.body, estimated_tokens=q.image_tokens
+    )
+
+
+def replay(q: Question, answer: Answer, key: str | None) -> bool:
+    """Fill ``answer`` from the store when ``key`` holds one (marked replayed, then finished); else False."""
+    if key is None or q.options.refresh:
+        return False
+    hit = replay_store.get(key, q.cfg)
+    if hit is None:
+        return False
+    answer.text = hit["text"]
+    answer.model = hit["model"] or answer.model
+    answer.usage = hit["usage"]
+    answer.finish_reason = hit["finish_reason"]
+    answer.replayed = True
+    finish(q, answer)
+    return True
+
+
+def finish(q: Question, answer: Answer, key: str | None = None) -> Answer:
+    """Compute the cost from the usage, parse structured output of a complete answer, and store a complete,
+    newly sent answer under ``key``.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.question import build_question  # doctest: +SKIP
+    >>> finish(q, Answer(text='{"a": 1}', usage={"prompt_tokens": 90, "completion_tokens": 4})).cost  # doctest: +SKIP
+    0.000265
+    """
+    usage = answer.usage or {}
+    answer.cost = (
+        cost(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), q.profile)
+        if answer.usage
+        else None
+    )
+    if q.structured and answer.text and not answer.incomplete and answer.data is None:
+        from .structured import parse
+
+        try:
+            answer.data = parse(answer.text, q.options.schema)
+        except ValueError as e:
+            answer.error = str(e)
+    if key is not None and not answer.replayed:
+        replay_store.put(key, answer, q.cfg)
+    return answer

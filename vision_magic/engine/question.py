@@ -1,0 +1,151 @@
+"""A question before it is sent: resolved options, prepared images and the request body.
+
+:func:`build_question` is where a front end's :class:`AskOptions` meet ``%config`` defaults, the endpoint in
+force and the sources; nothing here sends anything, so a dry run shows exactly this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SourceError, SourceErrors, VisionMagicError
+from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
+from ..images.memo import remember_prepared
+from ..images.profiles import ModelProfile, profile_for
+from ..images.resolve import prepare_sources
+from . import structured
+from .config import VisionMagic
+from .endpoints import Endpoint, endpoint_for, link_handler, resolve_base_url
+from .options import AskOptions
+from .session import current
+from .wire import build_messages, build_request
+
+DEFAULT_PROMPT = "Describe this image."
+DEFAULT_PROMPT_MANY = "Describe these images."
+
+
+@dataclass
+class Question:
+    """Everything about one request before it is sent (what a dry run shows).
+
+    ``options`` are resolved (every ``%config`` default filled in); ``body`` is the exact request body.
+    """
+
+    prompt: str
+    images: list[PreparedImage]
+    options: AskOptions
+    profile: ModelProfile
+    body: dict[str, Any]
+    endpoint: Endpoint
+    cfg: VisionMagic
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.options.model or ""
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint.base_url
+
+    @property
+    def structured(self) -> bool:
+        """True when the answer is parsed as JSON into ``Answer.data`` (JSON mode or a schema)."""
+        return self.options.json_mode or self.options.schema is not None
+
+    @property
+    def image_tokens(self) -> int:
+        return sum(img.tokens or 0 for img in self.images)
+
+
+def image_options(
+    options: AskOptions, cfg: VisionMagic, *, profiles: dict[str, Any] | None = None, webp: bool = True
+) -> tuple[ModelProfile, ImageOptions]:
+    """The model profile and image options for resolved ``options``.
+
+    Raises a one-line error for ``detail="original"`` on a model family that has no such level.
+    """
+    model = options.model or cfg.model
+    detail = options.detail or cfg.detail
+    profile = profile_for(model, cfg.profiles if profiles is None else profiles)
+    if detail == "original" and not profile.has_original:
+        raise VisionMagicError(
+            f"detail 'original' is not available for {model}: use auto, low or high "
+            "(or add original_budget to its profile in %config VisionMagic.profiles)"
+        )
+    image = ImageOptions(
+        profile=profile,
+        detail=detail,
+        resize=cfg.resize if options.resize is None else options.resize,
+        jpeg_quality=cfg.jpeg_quality,
+        webp=webp,
+    )
+    return profile, image
+
+
+def endpoint_in_force(cfg: VisionMagic) -> Endpoint:
+    """The endpoint settings for the base URL in force."""
+    return endpoint_for(resolve_base_url(cfg), cfg.endpoints)
+
+
+def default_images(options: ImageOptions) -> list[PreparedImage]:
+    """With no sources: the most recent image the notebook showed, or the open matplotlib figure."""
+    from ..images.figures import current_figure
+    from ..images.resolve import prepare_figure
+
+    shown = current().last_shown
+    if shown is not None:
+        return [prepare_bytes(shown[1], shown[0], options)]
+    fig = current_figure()
+    if fig is not None:
+        return [prepare_figure(fig, "the current matplotlib figure", options)]
+    raise SourceErrors(
+        [
+            SourceError(
+                "(no source)",
+                "no image given and none shown yet: name a file, URL or variable after %%ask_image, "
+                "or display an image (e.g. a plot) first",
+            )
+        ]
+    )
+
+
+def build_question(
+    prompt: str,
+    sources: tuple[Any, ...] | list[Any],
+    options: AskOptions | None = None,
+    *,
+    labels: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    cfg: VisionMagic | None = None,
+) -> Question:
+    """Resolve options and sources into a ready request; raises one line per problem, sending nothing.
+
+    ``history`` (earlier turns of a chat) goes between the system message and this question.
+    """
+    cfg = cfg or current().settings
+    options = (options or AskOptions()).resolved(cfg)
+    endpoint = endpoint_in_force(cfg)
+    profile, image = image_options(options, cfg, webp=bool(endpoint.webp))
+    handler = link_handler(endpoint, image)
+    if sources:
+        images = remember_prepared(
+            sources,
+            image,
+            labels,
+            lambda: prepare_sources(sources, image, labels=labels, link_handler=handler),
+        )
+    elif history:
+        images = []  # a follow-up's images are in the history
+    else:
+        images = default_images(image)
+    prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
+    response_format = structured.response_format(options.schema, options.json_mode)
+    text = structured.json_prompt(prompt) if options.json_mode and options.schema is None else prompt
+    messages = build_messages(text, [img.part() for img in images], options.system or "")
+    messages[-1:-1] = list(history or [])
+    body = build_request(messages, options, endpoint, response_format)
+    model = options.model or ""
+    notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
+    return Question(prompt, images, options, profile, body, endpoint, cfg, notes)

@@ -1,0 +1,87 @@
+"""The one ask path: a question is dry-run, replayed or sent, then finished, and drawn into a view.
+
+:func:`ask` is the Python API; the magic, the panel and ``Chat.ask`` build their :class:`AskOptions` and land
+in :func:`answer_question` too (``ask_many`` shares its pieces: :mod:`vision_magic.engine.finish`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .answer import Answer
+from .endpoints import make_client
+from .finish import finish, new_answer, replay, store_key
+from .options import AskOptions, with_option_keywords
+from .question import Question, build_question
+from .send import run
+from .session import current
+from .views import AnswerView
+
+
+def answer_question(q: Question, view: AnswerView | None = None, answer: Answer | None = None) -> Answer:
+    """Dry-run, replay or send ``q``; draw it into ``view`` (None: draw nothing); return the finished answer.
+
+    Whatever arrived before an error or interrupt stays in the answer (marked incomplete) and in the view;
+    then the error goes on up. ``answer`` (default: a new one) is filled in place, so a caller on another
+    thread can hold it while it fills.
+    """
+    session = current()
+    answer = answer if answer is not None else new_answer(q)
+    session.last_answer = answer
+    if q.options.dry_run:
+        answer.dry_run = True
+        if view is not None:
+            view.dry_run(answer, " ".join(q.notes))
+        return answer
+    key = store_key(q)
+    if replay(q, answer, key):
+        if view is not None:
+            view.finish(answer)
+        return answer
+    client = make_client(q.cfg, q.endpoint)  # the one-line "No API key" comes before anything is drawn
+    if view is not None:
+        view.start()
+    try:
+        run(client, q.body, answer, on_text=view.update if view is not None else None)
+    except BaseException:
+        answer.incomplete = True
+        finish(q, answer)
+        if view is not None:
+            view.finish(answer)
+        raise
+    finish(q, answer, key)
+    if view is not None:
+        view.finish(answer)
+    return answer
+
+
+@with_option_keywords
+def ask(
+    prompt: str,
+    *sources: Any,
+    display: bool = True,
+    labels: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    **options: Any,
+) -> Answer:
+    """Ask a model about images; stream the answer as Markdown into the notebook; return an :class:`Answer`.
+
+    Sources are anything :func:`vision_magic.content_parts` takes; with none, the last image the notebook
+    showed is used. Options (``model``, ``detail``, ``system``, ``max_tokens``, ``temperature``, ``seed``,
+    ``stream``, ``resize``, ``dry_run``, ``cache``, ``refresh``, ``json_mode``, ``schema``: see
+    :class:`vision_magic.engine.options.AskOptions`) default to ``%config VisionMagic``.
+
+    An identical question asked before is replayed from the persistent store (marked as replayed, nothing
+    sent) unless ``cache=False`` (bypass) or ``refresh=True`` (ask again and store the new answer).
+    ``json_mode=True`` or ``schema=`` (a pydantic model or JSON schema) put the parsed answer in
+    ``Answer.data``; ``history`` (earlier messages) is sent before the question, see :func:`vision_magic.chat`.
+
+    Examples
+    --------
+    >>> import vision_magic
+    >>> a = vision_magic.ask("What is in the image?", "photo.jpg", detail="low")  # doctest: +SKIP
+    >>> a.text, a.usage  # doctest: +SKIP
+    ('A cat on a sofa.', {'prompt_tokens': 95, 'completion_tokens': 7, 'total_tokens': 102})
+    """
+    q = build_question(prompt, sources, AskOptions.from_kwargs(**options), labels=labels, history=history)
+    return answer_question(q, current().view() if display else None)

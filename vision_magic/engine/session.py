@@ -1,0 +1,73 @@
+"""The session: what one kernel remembers between questions, in one object instead of module globals.
+
+``current()`` is the session of this process. The IPython extension gives it the shell's ``VisionMagic``
+settings and a view factory (how answers are drawn); front ends feed it the last image shown.
+
+Examples
+--------
+>>> s = Session()
+>>> s.settings.model == VisionMagic().model, s.last_answer, s.chat("demo") is s.chat("demo")
+(True, None, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .config import VisionMagic
+
+if TYPE_CHECKING:
+    from .answer import Answer
+    from .chat import Chat
+    from .views import AnswerView
+
+
+@dataclass
+class Session:
+    """Settings in force, the last answer, the last image shown, the conversation threads, and how to draw.
+
+    Attributes
+    ----------
+    settings : the ``VisionMagic`` configurable (``%config VisionMagic.*``).
+    last_answer : the most recent :class:`Answer` of ``ask``, the magic or the panel (``vision_magic.last_answer``).
+    last_shown : ``(description, encoded bytes)`` of the newest image the notebook displayed, or None.
+    chats : conversation threads by name (``%%ask_image --chat NAME``, :func:`vision_magic.chat`).
+    make_view : makes the view an answer is drawn into when ``display=True`` (set by the front ends;
+        None: answers are not drawn, e.g. the engine used on its own).
+    """
+
+    settings: VisionMagic = field(default_factory=VisionMagic)
+    last_answer: Answer | None = None
+    last_shown: tuple[str, bytes] | None = None
+    chats: dict[str, Chat] = field(default_factory=dict)
+    make_view: Callable[[], AnswerView] | None = None
+
+    def chat(self, name: str) -> Chat:
+        """The thread ``name``, created empty on first use."""
+        from .chat import Chat
+
+        if name not in self.chats:
+            self.chats[name] = Chat(name)
+        return self.chats[name]
+
+    def view(self) -> Any:
+        """A new view to draw one answer into, or None when no front end draws answers."""
+        return self.make_view() if self.make_view is not None else None
+
+
+_session: Session | None = None
+
+
+def current() -> Session:
+    """The session of this process (created on first use)."""
+    global _session
+    if _session is None:
+        _session = Session()
+    return _session
+
+
+def settings() -> VisionMagic:
+    """The settings in force: the instance the IPython extension registered, else a default one."""
+    return current().settings

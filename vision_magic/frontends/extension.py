@@ -1,0 +1,49 @@
+"""The IPython extension: ``%load_ext vision_magic`` registers, ``%unload_ext`` undoes, ``%reload_ext`` both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.config import VisionMagic
+from ..engine.session import current
+from ..errors import VisionMagicError
+from . import output_capture
+from .render import NotebookView
+
+
+def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """One red line instead of a traceback for every vision_magic error."""
+    line = f"\x1b[31m{etype.__name__}\x1b[0m: {value}"
+    # IPython ignores what a custom handler returns when the error comes from running code: show it here
+    # (in a kernel this sends the error message, so the notebook shows the line and stops "Run all").
+    shell._showtraceback(etype, value, [line])
+    return [line]
+
+
+def load(shell: Any) -> None:
+    """Register the magic, the ``VisionMagic`` configurable, the output capture and the one-line errors."""
+    from .magic import AskImageMagics
+
+    cfg = next((c for c in shell.configurables if isinstance(c, VisionMagic)), None)
+    if cfg is None:  # kept across %reload_ext, so %config settings survive it
+        cfg = VisionMagic(parent=shell)
+        shell.configurables.append(cfg)
+    session = current()
+    session.settings = cfg
+    session.make_view = NotebookView
+    shell.register_magics(AskImageMagics(shell, cfg))
+    output_capture.install(shell)
+    shell.set_custom_exc((VisionMagicError,), _show_error)
+
+
+def unload(shell: Any) -> None:
+    """Undo :func:`load`: the magic, the output capture, the error printer and the notebook view are gone."""
+    manager = shell.magics_manager
+    manager.magics["cell"].pop("ask_image", None)
+    manager.registry.pop("AskImageMagics", None)
+    output_capture.uninstall(shell)
+    if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):
+        shell.set_custom_exc((), None)
+    session = current()
+    if session.make_view is NotebookView:
+        session.make_view = None

@@ -1,0 +1,158 @@
+"""``%%ask_image``: a thin IPython adapter: the line becomes options, then one of three runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from ..engine.config import VisionMagic
+from ..engine.options import AskOptions
+from ..errors import SourceError, VisionMagicError
+from ..images.resolve import BadSource
+from .magic_arguments import ask_image_arguments, options_from_args, read_line
+
+# Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
+_SUBSCRIPT = r"\[\s*(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z_]\w*)\s*\]"
+_EXPRESSION = re.compile(rf"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|{_SUBSCRIPT})*$")
+
+
+def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None) -> Any:
+    """What one source token on the magic line means: a variable (or simple expression) in ``namespace``
+    when it evaluates there, else the token itself (a path, glob or URL, resolved later).
+
+    Examples
+    --------
+    >>> resolve_token("imgs[1]", {"imgs": ["a.png", "b.png"]})
+    'b.png'
+    >>> resolve_token("photo.jpg", {})
+    'photo.jpg'
+    """
+    if not _EXPRESSION.match(token):
+        return token
+    try:
+        return eval(token, {"__builtins__": {}}, namespace)  # noqa: S307 - restricted to names/attrs/subscripts
+    except (NameError, AttributeError, KeyError, IndexError, TypeError) as e:
+        if (Path(cwd or ".") / Path(token).expanduser()).exists():
+            return token  # `photo.jpg` is a file here, not an attribute of `photo`
+        if isinstance(e, NameError):
+            if "." in token and "[" not in token:
+                return token  # `chart.png` and no `chart` variable: a path, reported as not found later
+            raise SourceError(token, "no variable of that name in the notebook, and no such file") from None
+        raise SourceError(token, f"{type(e).__name__}: {e} (and no file of that name exists)") from None
+
+
+@magics_class
+class AskImageMagics(Magics):
+    """The ``%%ask_image`` cell magic."""
+
+    def __init__(self, shell: Any, cfg: VisionMagic) -> None:
+        super().__init__(shell)
+        self.cfg = cfg
+
+    @ask_image_arguments
+    @cell_magic
+    def ask_image(self, line: str, cell: str) -> None:
+        """Ask a vision model about images; the cell body is the question.
+
+        Examples::
+
+            %%ask_image photo.jpg
+            What is in this photo?
+
+            %%ask_image "my holiday/beach.png" fig https://example.org/chart.png -d low
+            What is different between these three images?
+
+            %%ask_image images/*.png --out answer
+            Which of these plots shows a trend?
+
+            %%ask_image imgs[0] ax.figure --dry-run
+            Compare these.
+
+            %%ask_image photos/*.jpg -m gpt-4o-mini -d high --cost
+            What would this cost? (sizes, tokens and price; nothing is sent)
+
+            %%ask_image
+            What does the plot above show?
+
+            %%ask_image --continue
+            And the left panel?
+
+            %%ask_image --each figures/*.png --concurrency 16 --out table
+            Is there a legend?
+
+            %%ask_image receipt.jpg --json
+            Give merchant, date and total.
+
+        Answers stream in as Markdown; ``vision_magic.last_answer`` holds the last one. Configure defaults
+        with ``%config VisionMagic.model = "gpt-4o-mini"`` (also detail, max_tokens, temperature, system,
+        base_url, timeout). The key comes from OPENAI_API_KEY; OPENAI_BASE_URL picks any compatible server.
+        Re-running an identical question replays the stored answer (``--refresh`` asks again, ``--no-cache``
+        bypasses; ``vision_magic.cache.stats()``); ``vision_magic.chat(NAME)`` holds a thread's turns.
+        """
+        args = read_line(self.ask_image, line)
+        sources = [self._resolve(token) for token in args.sources]
+        run = run_cost if args.cost else run_each if args.each else run_question
+        result = run(args, cell, sources, options_from_args(args))
+        if args.out:
+            self.shell.user_ns[args.out] = result
+
+    def _resolve(self, token: str) -> Any:
+        try:
+            return resolve_token(token, self.shell.user_ns)
+        except SourceError as e:
+            return BadSource(e)  # reported with every other bad source, before anything is sent
+
+
+def run_question(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
+    """One question (in the default thread, or ``--chat NAME``); the answer streams below the cell."""
+    from ..engine.session import current
+
+    session = current()
+    thread = session.chat(args.chat or "default")
+    if args.new or not (args.follow_up or args.chat):
+        thread.reset()  # a plain question starts the default thread over; --continue follows it up
+    try:
+        return thread.ask(cell, *sources, labels=list(args.sources), **options.given())
+    except KeyboardInterrupt:
+        # The stop button: the partial answer stays on screen (marked) and in last_answer; one line, no trace.
+        if args.out and session.last_answer is not None:
+            import IPython
+
+            IPython.get_ipython().user_ns[args.out] = session.last_answer
+        raise VisionMagicError(
+            "Interrupted: the partial answer is kept in vision_magic.last_answer."
+        ) from None
+
+
+def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
+    """``--each``: one question per image through :func:`vision_magic.ask_many`; show the table."""
+    from IPython.display import display
+
+    from ..engine.batch import ask_many
+
+    if args.follow_up or args.chat or args.new or args.dry_run:
+        raise VisionMagicError("--each cannot be combined with --continue, --chat, --new or --dry-run")
+    if not sources:
+        raise VisionMagicError("--each needs sources, e.g. %%ask_image --each images/*.png")
+    table = ask_many(
+        cell.strip() or "Describe this image.",
+        sources[0] if len(sources) == 1 else sources,
+        concurrency=args.concurrency,
+        **options.given(),
+    )
+    display(table)
+    return table
+
+
+def run_cost(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
+    """``--cost``: the estimate table (sizes, bytes, tokens, input cost); nothing is sent."""
+    from IPython.display import display
+
+    from ..engine.estimate import estimate
+
+    est = estimate(*sources, prompt=cell, labels=list(args.sources), **options.given())
+    display(est)
+    return est

@@ -1,0 +1,124 @@
+"""The ``%%ask_image`` line: its flags, how it is read, and how flags become :class:`AskOptions`.
+
+Adding an option: one ``argument(...)`` below and one entry in :data:`OPTION_FLAGS`; an option that cannot
+be given on a line goes in :data:`NOT_ON_THE_LINE` with the reason (``tests/test_options.py`` checks that
+every :class:`AskOptions` field is in one of the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..engine.options import AskOptions
+from ..errors import VisionMagicError
+
+# option field -> its value from the parsed line (None: not given, so %config decides)
+OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
+    "model": lambda a: a.model,
+    "detail": lambda a: a.detail,
+    "system": lambda a: a.system,
+    "max_tokens": lambda a: a.max_tokens,
+    "temperature": lambda a: a.temperature,
+    "seed": lambda a: a.seed,
+    "stream": lambda a: False if a.no_stream else None,
+    "resize": lambda a: False if a.no_resize else None,
+    "dry_run": lambda a: True if a.dry_run else None,
+    "cache": lambda a: False if a.no_cache else None,
+    "refresh": lambda a: a.refresh,
+    "json_mode": lambda a: a.json,
+}
+NOT_ON_THE_LINE = {
+    "schema": "a pydantic model or JSON schema is a Python object: use vision_magic.ask(schema=...)"
+}
+
+_ARGUMENTS = [
+    argument(
+        "sources",
+        nargs="*",
+        help="Images: URLs, data: URLs, file paths, globs, directories, or names/expressions of notebook "
+        "variables (PIL image, matplotlib Figure/Axes, numpy array, bytes, path, list). None: the last image shown.",
+    ),
+    argument("-m", "--model", help="Model to ask (default: %%config VisionMagic.model, gpt-4o)."),
+    argument("-d", "--detail", choices=["auto", "low", "high", "original"], help="Image detail level."),
+    argument("--max-tokens", type=int, help="Longest answer in tokens (default 1024)."),
+    argument("--temperature", type=float, help="Sampling temperature."),
+    argument("--seed", type=int, help="Seed for more repeatable answers."),
+    argument("--system", help="System message."),
+    argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming."),
+    argument("--no-resize", action="store_true", help="Send images at their own size (not the model's)."),
+    argument("--dry-run", action="store_true", help="Show what would be sent; send nothing."),
+    argument(
+        "--cost", action="store_true", help="Show sizes, tokens and the estimated input cost; send nothing."
+    ),
+    argument("--out", metavar="NAME", help="Store the Answer (with --each: the DataFrame) in this variable."),
+    argument("--refresh", action="store_true", help="Ask again even if this exact question is cached."),
+    argument("--no-cache", action="store_true", help="Neither replay from nor store in the replay cache."),
+    argument("--json", action="store_true", help="JSON mode: the parsed answer is in Answer.data."),
+    argument(
+        "--continue",
+        dest="follow_up",
+        action="store_true",
+        help="Follow up: send the thread's earlier turns.",
+    ),
+    argument("--chat", metavar="NAME", help="Ask in (and continue) the conversation thread NAME."),
+    argument("--new", action="store_true", help="Start the thread (default or --chat NAME) over."),
+    argument("--each", action="store_true", help="Ask about each image on its own; shows a DataFrame."),
+    argument("--concurrency", type=int, default=8, help="Requests in flight with --each (default 8)."),
+]
+
+
+def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate the magic method with every flag (its ``%%ask_image?`` help is built from them)."""
+    for deco in reversed(_ARGUMENTS):
+        func = deco(func)
+    return magic_arguments()(func)
+
+
+def read_line(magic: Callable[..., Any], line: str) -> Any:
+    """The parsed line: quotes taken off tokens, ``--out`` checked; an unreadable line is a one-line
+    ``UsageError``."""
+    try:
+        args = parse_argstring(magic, line)
+    except ValueError as e:  # shlex: "No closing quotation"
+        raise UsageError(
+            f"%%ask_image: cannot read the line ({e}): close the quote around the path"
+        ) from None
+    # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
+    args.sources = [unquote(t) for t in args.sources]
+    for name in ("model", "system", "out"):
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, unquote(getattr(args, name)))
+    if args.out and not args.out.isidentifier():
+        raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
+    return args
+
+
+def options_from_args(args: Any) -> AskOptions:
+    """The :class:`AskOptions` a parsed line asks for.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> line = dict(model="gpt-4o-mini", detail=None, system=None, max_tokens=None, temperature=None, seed=None,
+    ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False)
+    >>> options_from_args(NS(**line)).given()
+    {'model': 'gpt-4o-mini', 'stream': False}
+    """
+    return AskOptions(**{name: value(args) for name, value in OPTION_FLAGS.items()})
+
+
+def unquote(token: str) -> str:
+    """``"a b.png"`` -> ``a b.png``.
+
+    Examples
+    --------
+    >>> unquote('"a b.png"'), unquote("c.png")
+    ('a b.png', 'c.png')
+    """
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    return token
