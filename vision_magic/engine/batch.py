@@ -9,6 +9,7 @@ so re-running after a crash finishes only what is missing.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,55 +73,6 @@ def _is_image(obj: Any) -> bool:
     from ..images.resolve import source_kind
 
     return source_kind(obj) is not None
-
-
-@with_option_keywords
-def ask_many(
-    prompt: str,
-    sources: Any,
-    *,
-    concurrency: int = 8,
-    retries: int = 6,
-    progress: bool = True,
-    **options: Any,
-) -> Any:
-    """Ask the same question about each image; one row per image, in input order.
-
-    Parameters
-    ----------
-    prompt : the question, asked about each image on its own.
-    sources : a glob (``"figs/*.png"``), a directory, a list of sources, or a pandas Series (a DataFrame
-        column) of paths/URLs/images.
-    concurrency : at most this many requests in flight.
-    retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
-    progress : show a progress bar (a widget in Jupyter, text elsewhere).
-    **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
-        ``%config VisionMagic``). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
-        keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
-        are not sent); ``refresh=True`` asks again and stores the new answers.
-
-    Returns
-    -------
-    pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
-    item has its one-line ``error`` and no answer.
-
-    Examples
-    --------
-    >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
-    >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
-    """
-    coro = ask_many_async(
-        prompt, sources, concurrency=concurrency, retries=retries, progress=progress, **options
-    )
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Inside Jupyter the kernel's loop is already running: run the batch on its own loop in a worker thread.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="vision_magic-batch") as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @with_option_keywords
@@ -197,6 +149,47 @@ async def ask_many_async(
     for row in rows:
         columns += [k for k in row if k not in columns and k not in _TAIL]
     return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+
+
+def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
+    """Ask the same question about each image; one row per image, in input order.
+
+    Parameters
+    ----------
+    prompt : the question, asked about each image on its own.
+    sources : a glob (``"figs/*.png"``), a directory, a list of sources, or a pandas Series (a DataFrame
+        column) of paths/URLs/images.
+    concurrency : at most this many requests in flight.
+    retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
+    progress : show a progress bar (a widget in Jupyter, text elsewhere).
+    **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
+        ``%config VisionMagic``). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
+        keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
+        are not sent); ``refresh=True`` asks again and stores the new answers.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
+    item has its one-line ``error`` and no answer.
+
+    Examples
+    --------
+    >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
+    >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
+    """
+    coro = ask_many_async(prompt, sources, **kwargs)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Inside Jupyter the kernel's loop is already running: run the batch on its own loop in a worker thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="vision_magic-batch") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+ask_many.__signature__ = inspect.signature(ask_many_async)  # type: ignore[attr-defined]
 
 
 _TAIL = ("tokens", "cost", "error", "replayed")

@@ -8,6 +8,7 @@ kept as bytes in the session. Nothing is decoded here. :func:`uninstall` puts th
 from __future__ import annotations
 
 import base64
+import weakref
 from typing import Any
 
 from ..engine.session import Session, current
@@ -40,44 +41,66 @@ def remember(bundle: Any, where: str = "output", session: Session | None = None)
 _TARGETS = (("display_pub", "publish", "display"), ("displayhook", "write_format_data", "cell result"))
 
 
+class _Capture:
+    """The wrappers put on one shell, and whether they capture (a wrapper that another wrapper has since
+    wrapped cannot be taken out of the chain; it is switched off instead)."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.wrapped: list[
+            tuple[Any, str, Any, bool, Any]
+        ] = []  # (owner, method, original, had_own, wrapper)
+
+
+_captures: weakref.WeakKeyDictionary[Any, _Capture] = weakref.WeakKeyDictionary()
+
+
 def install(shell: Any) -> None:
-    """Wrap ``shell``'s display publisher and display hook to feed :func:`remember` (once per shell)."""
+    """Wrap ``shell``'s display publisher and display hook to feed :func:`remember` (once per shell; a
+    second install after :func:`uninstall` switches the same wrappers back on)."""
+    capture = _captures.get(shell)
+    if capture is not None:
+        capture.enabled = True
+        return
+    capture = _captures[shell] = _Capture()
     for owner_name, method, where in _TARGETS:
-        owner = getattr(shell, owner_name)
-        if _ours(owner, method) is not None or not hasattr(owner, method):
+        owner = getattr(shell, owner_name, None)
+        if owner is None or not hasattr(owner, method):
             continue
         original = getattr(owner, method)
-        had_own = method in vars(owner)
 
         def wrapper(
             data: Any, *args: Any, _original: Any = original, _where: str = where, **kwargs: Any
         ) -> Any:
-            remember(data, _where)
+            if capture.enabled:
+                remember(data, _where)
             return _original(data, *args, **kwargs)
 
-        wrapper._vision_magic_original = (original, had_own)  # type: ignore[attr-defined]
+        capture.wrapped.append((owner, method, original, method in vars(owner), wrapper))
         setattr(owner, method, wrapper)
 
 
 def uninstall(shell: Any) -> None:
-    """Undo :func:`install`: the publisher and display hook are what they were before."""
-    for owner_name, method, _where in _TARGETS:
-        owner = getattr(shell, owner_name)
-        found = _ours(owner, method)
-        if found is None:
-            continue
-        original, had_own = found
-        if had_own:
+    """Undo :func:`install`: nothing is captured any more, and the publisher and display hook are what they
+    were before wherever no other code has wrapped them since."""
+    capture = _captures.get(shell)
+    if capture is None:
+        return
+    capture.enabled = False
+    kept = []
+    for owner, method, original, had_own, wrapper in capture.wrapped:
+        if vars(owner).get(method) is not wrapper:
+            kept.append((owner, method, original, had_own, wrapper))  # wrapped again by someone else
+        elif had_own:
             setattr(owner, method, original)
         else:
             delattr(owner, method)
+    capture.wrapped = kept
+    if not kept:
+        del _captures[shell]
 
 
 def installed(shell: Any) -> bool:
-    """True while :func:`install`'s wrapper of the display publisher is in place."""
-    return _ours(shell.display_pub, "publish") is not None
-
-
-def _ours(owner: Any, method: str) -> tuple[Any, bool] | None:
-    """(original, whether it was an instance attribute) when ``owner.method`` is our wrapper, else None."""
-    return getattr(vars(owner).get(method), "_vision_magic_original", None)
+    """True while images the shell displays are captured."""
+    capture = _captures.get(shell)
+    return capture is not None and capture.enabled

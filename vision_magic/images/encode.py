@@ -389,7 +389,10 @@ def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None)
             out, mime = _smaller_lossless(img, out)
         if out is not None:
             return _finish(source, out, mime, target, upright, options, [])
-        return _convert(img, source, mime, orientation, target, upright, options)
+        if mime == "image/jpeg" and target != upright:
+            # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation).
+            img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(target, orientation))
+        return _pipeline(img, source, options, orientation, target, upright, photo=mime == "image/jpeg")
     except SourceError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -400,22 +403,6 @@ def _pil_mime(img: Any) -> str:
     from PIL import Image
 
     return Image.MIME.get(img.format or "", "application/octet-stream")
-
-
-def _convert(
-    img: Any,
-    source: str,
-    mime: str,
-    orientation: int,
-    target: tuple[int, int],
-    upright: tuple[int, int],
-    options: ImageOptions,
-) -> PreparedImage:
-    """Decode encoded bytes (JPEG at draft scale) and run them through :func:`_pipeline`."""
-    if mime == "image/jpeg" and target != upright:
-        # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation).
-        img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(target, orientation))
-    return _pipeline(img, source, options, orientation, target, upright, photo=mime == "image/jpeg")
 
 
 def _pipeline(
