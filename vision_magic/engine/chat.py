@@ -138,7 +138,10 @@ def chat(name: str = DEFAULT) -> Chat:
     """
     from .session import current
 
-    return current().chat(name)
+    threads = current().chats
+    if name not in threads:
+        threads[name] = Chat(name)
+    return threads[name]
 
 
 def chats() -> dict[str, Chat]:

@@ -6,8 +6,8 @@ settings and a view factory (how answers are drawn); front ends feed it the last
 Examples
 --------
 >>> s = Session()
->>> s.settings.model == VisionMagic().model, s.last_answer, s.chat("demo") is s.chat("demo")
-(True, None, True)
+>>> s.settings.model == VisionMagic().model, s.last_answer, s.chats
+(True, None, {})
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from .config import VisionMagic
 
 if TYPE_CHECKING:
     from .answer import Answer
-    from .chat import Chat
     from .views import AnswerView
 
 
@@ -41,16 +40,8 @@ class Session:
     settings: VisionMagic = field(default_factory=VisionMagic)
     last_answer: Answer | None = None
     last_shown: tuple[str, bytes] | None = None
-    chats: dict[str, Chat] = field(default_factory=dict)
+    chats: dict[str, Any] = field(default_factory=dict)  # name -> vision_magic.engine.chat.Chat
     make_view: Callable[[], AnswerView] | None = None
-
-    def chat(self, name: str) -> Chat:
-        """The thread ``name``, created empty on first use."""
-        from .chat import Chat
-
-        if name not in self.chats:
-            self.chats[name] = Chat(name)
-        return self.chats[name]
 
     def view(self) -> Any:
         """A new view to draw one answer into, or None when no front end draws answers."""

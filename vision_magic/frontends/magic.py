@@ -108,10 +108,11 @@ class AskImageMagics(Magics):
 
 def run_question(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
     """One question (in the default thread, or ``--chat NAME``); the answer streams below the cell."""
+    from ..engine.chat import DEFAULT, chat
     from ..engine.session import current
 
     session = current()
-    thread = session.chat(args.chat or "default")
+    thread = chat(args.chat or DEFAULT)
     if args.new or not (args.follow_up or args.chat):
         thread.reset()  # a plain question starts the default thread over; --continue follows it up
     try:
