@@ -27,3 +27,4 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/cold_start.py

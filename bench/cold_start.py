@@ -1,0 +1,98 @@
+"""Cold start: what importing the package, ``%load_ext`` and the first dry-run cell cost in a fresh process.
+
+Each step is timed inside a new Python process (median of ``--runs``), so nothing is cached between runs
+but the operating system's file cache. ``--against DIR`` times another checkout of the project the same way,
+in turns (this tree, that tree, this tree, ...), and prints the ratio this / that per step.
+
+Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--against ../other-checkout]``; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh process with the tree under test first on sys.path; prints one JSON line of timings.
+PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import vision_magic
+t1 = time.perf_counter()
+heavy_after_import = sorted(m for m in ("PIL", "openai", "IPython", "numpy", "matplotlib", "ipywidgets")
+                            if m in sys.modules)
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+t2 = time.perf_counter()
+ip.run_line_magic("load_ext", "vision_magic")
+t3 = time.perf_counter()
+ip.run_line_magic("config", "VisionMagic.dry_run = True")
+ip.user_ns["path"] = sys.argv[1]
+result = ip.run_cell("%%ask_image path\nWhat is this?")
+t4 = time.perf_counter()
+assert result.error_in_exec is None, result.error_in_exec
+print(json.dumps({"import vision_magic": t1 - t0, "%load_ext vision_magic": t3 - t2,
+                  "first %%ask_image --dry-run cell": t4 - t3, "heavy": heavy_after_import}))
+"""
+
+STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --dry-run cell")
+
+
+def probe(tree: Path, image: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg"}
+    env.pop("OPENAI_API_KEY", None)
+    with tempfile.TemporaryDirectory() as cache:
+        env["VISION_MAGIC_CACHE_DIR"] = cache
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(image)], env=env, cwd=cache, capture_output=True, text=True, check=True
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--against", type=Path, help="another checkout of the project to time the same way")
+    args = parser.parse_args(argv)
+    from PIL import Image
+
+    trees = [("this tree", ROOT)] + ([("against", args.against.resolve())] if args.against else [])
+    times: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STEPS} for name, _ in trees}
+    heavy: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "photo.png"
+        Image.new("RGB", (1600, 1200), "teal").save(image)
+        for name, tree in trees:
+            probe(tree, image)  # warm-up: the file cache, .pyc files
+        for _ in range(args.runs):
+            for name, tree in trees:  # in turns, so drift of the machine falls on both alike
+                result = probe(tree, image)
+                heavy[name] = result["heavy"]
+                for step in STEPS:
+                    times[name][step].append(result[step] * 1000)
+
+    head = ["step", *(f"{name} (ms, median of {args.runs})" for name, _ in trees)]
+    if args.against:
+        head.append("ratio this / against")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for step in STEPS:
+        medians = [statistics.median(times[name][step]) for name, _ in trees]
+        row = [step, *(f"{m:.1f}" for m in medians)]
+        if args.against:
+            row.append(f"{medians[0] / medians[1]:.2f}x")
+        print("| " + " | ".join(row) + " |")
+    for name, _ in trees:
+        print(f"{name}: heavy modules loaded by `import vision_magic`: {heavy[name] or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
