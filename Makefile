@@ -21,8 +21,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check vision_magic tests bench scripts
-	$(BIN)/ruff format --check vision_magic tests bench scripts
+	$(BIN)/ruff check vision_magic fake_openai tests bench scripts
+	$(BIN)/ruff format --check vision_magic fake_openai tests bench scripts
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/prepare.py

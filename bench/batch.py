@@ -1,4 +1,4 @@
-"""Benchmark of batches and the replay cache against tests/openai_server.py with injected latency.
+"""Benchmark of batches and the replay cache against the fake_openai test server with injected latency.
 
 Targets (issue 5):
   * 200 images, 300 ms server latency, concurrency 16: within 1.3x of the ideal 200 / 16 x 0.3 s = 3.75 s;
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 
@@ -157,7 +156,7 @@ HEAD = ("case", "measured", "ratio", "target met")
 
 def _serve(conn, settings: dict) -> None:
     """The test server in its own process (so its JSON-schema validation does not share the client's GIL)."""
-    from openai_server import OpenAIServer
+    from fake_openai import OpenAIServer
 
     server = OpenAIServer(reply="ok", **settings)
     server.start()
@@ -184,7 +183,7 @@ def _serve(conn, settings: dict) -> None:
 
 
 class ServerProcess:
-    """tests/openai_server.py in a child process, driven over a pipe."""
+    """The fake_openai test server in a child process, driven over a pipe."""
 
     def __init__(self, **settings) -> None:
         import multiprocessing as mp

@@ -1,4 +1,4 @@
-"""Pytest fixtures around tests/openai_server.py.
+"""Pytest fixtures around the fake_openai test server.
 
 Use from conftest.py with ``pytest_plugins = ["server_fixtures"]`` (tests/ on sys.path) or
 ``from server_fixtures import *``.
@@ -14,7 +14,8 @@ Fixtures:
 from __future__ import annotations
 
 import pytest
-from openai_server import OpenAIServer
+
+from fake_openai import OpenAIServer
 
 __all__ = ["FAKE_KEY", "openai_env", "openai_server", "pytest_configure", "server"]
 

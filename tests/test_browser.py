@@ -24,8 +24,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from openai_server import OpenAIServer
 from server_fixtures import FAKE_KEY
+
+from fake_openai import OpenAIServer
 
 pytestmark = pytest.mark.browser
 

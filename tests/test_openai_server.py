@@ -1,4 +1,5 @@
-"""Tests of the OpenAI-compatible test server itself, through the official openai SDK over real HTTP."""
+"""Tests of the OpenAI-compatible test server itself (fake_openai), through the official openai SDK over real
+HTTP."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ try:  # the openai SDK's own HTTP client (httpx2 in openai 3.x, httpx before)
     import httpx2 as httpx
 except ImportError:  # pragma: no cover
     import httpx
-from openai_server import (
+from server_fixtures import FAKE_KEY
+
+from fake_openai import (
     VENDORED_SCHEMA_DIR,
     OpenAIServer,
     default_reply,
@@ -29,7 +32,6 @@ from openai_server import (
     response_errors,
     usage_for,
 )
-from server_fixtures import FAKE_KEY
 
 TESTS_DIR = Path(__file__).resolve().parent
 SHARED_SCHEMA_DIR = TESTS_DIR.parent.parent / "shared" / "openai-schema"
@@ -607,7 +609,8 @@ def test_context_manager_and_restart():
 
 def test_script_mode_prints_base_url():
     proc = subprocess.Popen(
-        [sys.executable, str(TESTS_DIR / "openai_server.py"), "--latency", "0.01"],
+        [sys.executable, "-m", "fake_openai", "--latency", "0.01"],
+        cwd=TESTS_DIR.parent,
         stdout=subprocess.PIPE,
         text=True,
     )

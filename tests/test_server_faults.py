@@ -1,8 +1,8 @@
 """Issue 6, a failing server: transient errors are retried (bounded), the rest end in one line with the status
 and the server's message; a broken or interrupted stream keeps what arrived, visible and marked.
 
-Everything runs against tests/openai_server.py through ``vision_magic.ask(...)`` and through ``%%ask_image`` in
-a real InteractiveShell. Each test uses its own prompt so a cached answer can never mask a fault.
+Everything runs against the fake_openai test server through ``vision_magic.ask(...)`` and through
+``%%ask_image`` in a real InteractiveShell. Each test uses its own prompt so a cached answer can never mask a fault.
 """
 
 from __future__ import annotations

@@ -1,0 +1,110 @@
+"""What the server answers: the ``Reply`` record of one chat answer, and the JSON bodies and SSE chunks built
+from it (plus OpenAI-style error bodies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .faults import Fault
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One chat completion answer, as the JSON and SSE writers send it."""
+
+    text: str
+    model: str
+    completion_id: str
+    created: int  # Unix time
+    usage: dict  # see usage_for()
+    finish_reason: str
+    fault: Fault | None = None  # a drop or malformed fault that cuts the answer short
+    stream: bool = False  # the request asked for SSE (``"stream": true``)
+    include_usage: bool = False  # ``stream_options.include_usage``: a final usage chunk
+    chunk_size: int = 8  # characters per streamed content chunk
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    empty_first_chunk: bool = False  # stream a first chunk with ``choices: []``
+
+
+def error_body(
+    message: str, type_: str = "invalid_request_error", code: str | None = None, param=None
+) -> dict:
+    """An OpenAI error response body."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def completion_id_for(request_id: str) -> str:
+    """``chatcmpl-vmtest000042`` for the request id ``req_vmtest_42``."""
+    return f"chatcmpl-vmtest{int(request_id.rsplit('_', 1)[-1]):06d}"
+
+
+def completion_body(reply: Reply) -> dict:
+    """The ``chat.completion`` object of a non-streamed answer."""
+    return {
+        "id": reply.completion_id,
+        "object": "chat.completion",
+        "created": reply.created,
+        "model": reply.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+        "usage": reply.usage,
+        "service_tier": "default",
+        "system_fingerprint": "fp_vmtest",
+    }
+
+
+def malformed_completion(reply: Reply) -> bytes:
+    """The start of a completion body, cut off inside ``choices`` (not JSON)."""
+    return b'{"id": "' + reply.completion_id.encode() + b'", "choices": [{not json'
+
+
+def _chunk(reply: Reply, choices: list, **extra: Any) -> dict:
+    obj = {
+        "id": reply.completion_id,
+        "object": "chat.completion.chunk",
+        "created": reply.created,
+        "model": reply.model,
+        "service_tier": "default",
+        "system_fingerprint": "fp_vmtest",
+        "choices": choices,
+    }
+    if reply.include_usage:
+        obj["usage"] = None
+    obj.update(extra)
+    return obj
+
+
+def _choice(delta: dict, finish_reason: str | None = None) -> list:
+    return [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+
+
+def stream_chunks(reply: Reply) -> list[dict]:
+    """The ``chat.completion.chunk`` objects of a streamed answer, in order.
+
+    [empty first chunk], the role chunk, one chunk per ``chunk_size`` characters, the finish chunk, [usage].
+    With a fault, only the chunks before it: the leading ones and ``after`` (default 2) content chunks.
+    """
+    size = max(1, int(reply.chunk_size))
+    text = reply.text
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    chunks = []
+    if reply.empty_first_chunk:
+        chunks.append(_chunk(reply, []))
+    chunks.append(_chunk(reply, _choice({"role": "assistant", "content": ""})))
+    chunks += [_chunk(reply, _choice({"content": p})) for p in pieces]
+    chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
+    if reply.include_usage:
+        chunks.append(_chunk(reply, [], usage=reply.usage))
+    if reply.fault is not None:
+        stop_after = int(reply.fault.params.get("after", 2))
+        head = (1 if reply.empty_first_chunk else 0) + 1
+        chunks = chunks[: head + min(stop_after, len(pieces))]
+    return chunks
