@@ -51,7 +51,12 @@ def probe(tree: Path, image: Path) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env["VISION_MAGIC_CACHE_DIR"] = cache
         out = subprocess.run(
-            [sys.executable, "-c", PROBE, str(image)], env=env, cwd=cache, capture_output=True, text=True, check=True
+            [sys.executable, "-c", PROBE, str(image)],
+            env=env,
+            cwd=cache,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "photo.png"
         Image.new("RGB", (1600, 1200), "teal").save(image)
-        for name, tree in trees:
+        for _name, tree in trees:
             probe(tree, image)  # warm-up: the file cache, .pyc files
         for _ in range(args.runs):
             for name, tree in trees:  # in turns, so drift of the machine falls on both alike

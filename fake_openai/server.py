@@ -154,18 +154,8 @@ class OpenAIServer:
     # -- faults ----------------------------------------------------------------------------------
 
     def add_fault(self, kind: str, *, status: int | None = None, times: int = 1, **kw: Any) -> None:
-        """Queue ``times`` faults of ``kind`` for the next chat requests (consumed in order).
-
-        kinds and their keyword arguments:
-          status     HTTP ``status`` (default 500) with an OpenAI JSON error; message=, headers=, code=, type=
-          html       HTTP ``status`` (default 502) with an HTML page (text/html); body=, headers=
-          drop       stream ``after`` (default 2) content chunks, then close the socket (no finish, usage, [DONE]);
-                     non-streaming: half of the JSON body, then close
-          malformed  stream ``after`` (default 2) content chunks, then ``data: {not json``, then close;
-                     non-streaming: a 200 whose JSON body is cut short
-          hang       sleep ``seconds`` (default 60) before answering normally; reset()/stop() abort it
-          close      close the connection without any response
-        """
+        """Queue ``times`` faults of ``kind`` for the next chat requests (consumed in order); the kinds and
+        their keyword arguments are listed in :mod:`fake_openai.faults`."""
         faults = make_faults(kind, status, times, kw)
         with self._lock:
             self._faults.extend(faults)

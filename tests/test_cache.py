@@ -238,3 +238,23 @@ def test_a_kernel_killed_mid_write_leaves_the_cache_intact(cache_in_tmp):
     assert sqlite3.connect(cache_in_tmp).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     cache.put("after", vision_magic.Answer(text="later", model="m"))
     assert cache.stats()["entries"] == 2
+
+
+def test_export_and_load_carry_answers_to_another_store(openai_env, red, tmp_path):
+    """The store is storage only: export to JSON Lines, clear, load, and the question is replayed again."""
+    server = openai_env
+    first = vision_magic.ask("cache: export me", red, display=False)
+    exported = tmp_path / "answers.jsonl"
+    assert cache.export(exported) == 1
+    assert FAKE_KEY not in exported.read_text()
+    assert cache.clear() == 1
+    assert cache.load(exported) == 1
+    again = vision_magic.ask("cache: export me", red, display=False)
+    assert again.replayed and again.text == first.text and len(server.chat_requests) == 1
+
+
+def test_load_refuses_a_file_that_is_not_an_export(tmp_path):
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"text": "hello"}\n')
+    with pytest.raises(vision_magic.ConfigError, match=r"line 1 is not an exported answer"):
+        cache.load(bad)
