@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from IPython.core.error import UsageError
@@ -16,8 +16,11 @@ from PIL import Image
 from vision_magic.errors import VisionMagicError
 from vision_magic.images.resolve import prepare_sources
 
+# Derandomized: every run tries the same 150 examples, so CI is repeatable (set derandomize=False locally
+# to explore new ones; add what they find as @example).
 FUZZ = settings(
     max_examples=150,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -74,6 +77,8 @@ def fuzz_dir(tmp_path):
 
 @FUZZ
 @given(tokens=st.lists(token, max_size=5))
+@example(tokens=["else"])  # found by a random run: a Python keyword is a path, not an expression
+@example(tokens=["None.png", "class[0]"])
 def test_magic_line_raises_only_user_facing_errors(shell, fuzz_dir, tokens):
     shell.user_ns.update(
         img=Image.new("RGB", (4, 4)),

@@ -96,7 +96,7 @@ async def ask_many_async(
     from .endpoints import make_client
     from .finish import finish, new_answer, replay, store_key
     from .question import build_question
-    from .send import send_with_retries
+    from .send import Budget, send_with_retries
     from .session import current
 
     opts = AskOptions.from_kwargs(**options).replace(stream=False)
@@ -131,7 +131,8 @@ async def ask_many_async(
                 key = store_key(q)
                 if replay(q, answer, key):
                     return
-                await send_with_retries(await client_for(q), q.body, answer, retries)
+                budget = Budget.from_settings(cfg, retries=retries)
+                await send_with_retries(await client_for(q), q.body, answer, budget)
                 finish(q, answer, key)
             except Exception as e:  # one bad item never aborts the batch
                 errors[i] = one_line(e)

@@ -39,6 +39,11 @@ class VisionMagic(Configurable):
     max_retries = Int(2, help="Retries of transient errors (429, 5xx, connection) with backoff.").tag(
         config=True
     )
+    deadline = Float(
+        300.0,
+        help="Seconds a question may take in all, retries and streaming included (0: no limit); then what "
+        "arrived is kept, marked incomplete.",
+    ).tag(config=True)
     stream = Bool(True, help="Stream the answer as it is written.").tag(config=True)
     resize = Bool(True, help="Resize images to the resolution the model really uses.").tag(config=True)
     jpeg_quality = Int(85, help="JPEG quality for photos.").tag(config=True)

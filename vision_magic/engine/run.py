@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import one_line
 from .answer import Answer
 from .endpoints import make_client
 from .finish import finish, new_answer, replay, store_key
 from .options import AskOptions, with_option_keywords
 from .question import Question, build_question
-from .send import run
+from .send import Budget, run
 from .session import current
 from .views import AnswerView
 
@@ -21,8 +22,8 @@ from .views import AnswerView
 def answer_question(q: Question, view: AnswerView | None = None, answer: Answer | None = None) -> Answer:
     """Dry-run, replay or send ``q``; draw it into ``view`` (None: draw nothing); return the finished answer.
 
-    Whatever arrived before an error or interrupt stays in the answer (marked incomplete) and in the view;
-    then the error goes on up. ``answer`` (default: a new one) is filled in place, so a caller on another
+    Whatever arrived before an error or interrupt stays in the answer (marked incomplete, ``error`` set) and
+    in the view; when nothing arrived the view is blanked. Then the error goes on up. ``answer`` (default: a new one) is filled in place, so a caller on another
     thread can hold it while it fills.
     """
     session = current()
@@ -38,16 +39,26 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
         if view is not None:
             view.finish(answer)
         return answer
-    client = make_client(q.cfg, q.endpoint)  # the one-line "No API key" comes before anything is drawn
-    if view is not None:
-        view.start()
     try:
-        run(client, q.body, answer, on_text=view.update if view is not None else None)
-    except BaseException:
+        client = make_client(q.cfg, q.endpoint, max_retries=0)  # retries and deadline: send.Budget
+        run(
+            client,
+            q.body,
+            answer,
+            on_text=view.update if view is not None else None,
+            budget=Budget.from_settings(q.cfg),
+            on_open=view.start if view is not None else None,
+        )
+    except BaseException as e:
         answer.incomplete = True
+        if answer.error is None:
+            answer.error = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(e)
         finish(q, answer)
         if view is not None:
-            view.finish(answer)
+            if answer.text:
+                view.finish(answer)  # what arrived stays visible, marked as cut off
+            else:
+                view.discard()  # nothing arrived: the error's one line is all there is to see
         raise
     finish(q, answer, key)
     if view is not None:

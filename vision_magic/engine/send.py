@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -22,54 +23,119 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 MAX_DELAY = 60.0
 
 
+@dataclass
+class Budget:
+    """How long one question may take: ``retries`` of transient failures, each try up to ``timeout`` seconds
+    (per read), and all of it within ``deadline`` seconds in total (None: no total limit).
+
+    Examples
+    --------
+    >>> b = Budget(retries=2, timeout=120, deadline=30)
+    >>> b.attempt_timeout() <= 30
+    True
+    """
+
+    retries: int = 2
+    timeout: float = 120.0
+    deadline: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_settings(cls, cfg: Any, retries: int | None = None) -> Budget:
+        """The budget ``%config VisionMagic`` sets (``max_retries``, ``timeout``, ``deadline``; 0: none)."""
+        deadline = float(getattr(cfg, "deadline", 0) or 0) or None
+        return cls(cfg.max_retries if retries is None else retries, float(cfg.timeout), deadline)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.elapsed()
+
+    def attempt_timeout(self) -> float:
+        """The timeout of the next try: the per-try timeout, cut to what is left of the deadline."""
+        left = self.remaining()
+        return self.timeout if left is None else max(0.1, min(self.timeout, left))
+
+    def expired(self) -> bool:
+        left = self.remaining()
+        return left is not None and left <= 0
+
+    def retry_after(self, e: Exception, attempt: int, base_url: str) -> float:
+        """Seconds to wait before trying again after ``e`` (try ``attempt``, 0-based); raises the final one-line
+        :class:`APIError`, saying what was tried, when ``e`` is not transient, the retries are used up, or
+        the wait would pass the deadline."""
+        import openai
+
+        err = describe_error(e, base_url)
+        if isinstance(e, openai.APIStatusError):
+            transient, headers = e.status_code in RETRY_STATUSES or e.status_code >= 500, e.response.headers
+        else:
+            transient, headers = isinstance(e, openai.APIConnectionError), {}
+        if not transient:
+            raise err from None
+        delay = retry_delay(headers, attempt)
+        left = self.remaining()
+        if attempt >= self.retries or (left is not None and delay >= left):
+            raise self.final(err, attempt) from None
+        return delay
+
+    def final(self, err: APIError, attempt: int) -> APIError:
+        """``err`` with what was tried: the tries, the time, and the deadline when it was the limit."""
+        if attempt == 0 and not self.expired():
+            return err
+        elapsed = f"{self.elapsed():.0f} s"
+        tries = (
+            f"after {attempt} {'retry' if attempt == 1 else 'retries'} in {elapsed}"
+            if attempt
+            else f"after {elapsed}"
+        )
+        if self.deadline is not None and attempt < self.retries:
+            tries += f", stopped by the {self.deadline:g} s deadline (%config VisionMagic.deadline)"
+        return APIError(f"{err} ({tries})", err.status)
+
+
 def run(
     client: Any,
     body: dict[str, Any],
     answer: Answer,
     on_text: Callable[[str], None] | None = None,
+    *,
+    budget: Budget | None = None,
+    on_open: Callable[[], None] | None = None,
 ) -> Answer:
     """Send ``body``; fill ``answer`` (text, model, usage, finish reason) as the reply arrives.
 
-    ``answer`` is filled in place so a caller keeps what arrived when an interrupt ends the stream. An error
-    before any text raises :class:`APIError`; an error after some text marks the answer incomplete instead.
+    Transient failures before any text are retried within ``budget``. ``on_open`` is called once the server
+    has accepted the request (a stream opened), or just before a non-streamed request is sent. ``answer`` is
+    filled in place so a caller keeps what arrived when an interrupt ends the stream. An error before any
+    text raises :class:`APIError`; an error after some text marks the answer incomplete instead.
     """
+    budget = budget or Budget(retries=0)
     base_url = str(client.base_url).rstrip("/")
     try:
         if not body.get("stream"):
-            fill_from_completion(client.chat.completions.create(**body), answer, body["model"])
+            if on_open:
+                on_open()
+            fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
             if on_text:
                 on_text(answer.text)
             return answer
-        stream = client.chat.completions.create(**body)
+        stream = _create(client, body, budget)
         try:
-            for chunk in stream:
-                if chunk.model:
-                    answer.model = chunk.model
-                if chunk.usage:
-                    answer.usage = _usage(chunk.usage)
-                if not chunk.choices:  # usage chunk, or a provider's empty first chunk
-                    continue
-                choice = chunk.choices[0]
-                if choice.delta and choice.delta.content:
-                    answer.text += choice.delta.content
-                    if on_text:
-                        on_text(answer.text)
-                if choice.finish_reason:
-                    answer.finish_reason = choice.finish_reason
+            _check_event_stream(stream, base_url)
+            if on_open:
+                on_open()
+            _read_stream(stream, answer, on_text, budget)
         finally:
             stream.close()
-        if answer.finish_reason is None:
-            answer.incomplete = True
-            answer.error = "the stream ended before the model finished"
-        else:
-            _mark_truncated(answer)
         return answer
     except KeyboardInterrupt:
         answer.incomplete = True
         answer.error = "interrupted"
         raise
     except Exception as e:
-        err = describe_error(e, base_url)
+        err = e if isinstance(e, APIError) else describe_error(e, base_url)
         if answer.text:
             import openai
 
@@ -83,21 +149,95 @@ def run(
         answer.model = answer.model or body["model"]
 
 
-def fill_from_completion(resp: Any, answer: Answer, model: str) -> Answer:
+def _create(client: Any, body: dict[str, Any], budget: Budget) -> Any:
+    """``chat.completions.create`` with the budget's retries and deadline (the client itself retries nothing)."""
+    base_url = str(client.base_url).rstrip("/")
+    attempt = 0
+    while True:
+        try:
+            return client.chat.completions.create(**body, timeout=budget.attempt_timeout())
+        except Exception as e:
+            time.sleep(budget.retry_after(e, attempt, base_url))
+        attempt += 1
+
+
+def _read_stream(stream: Any, answer: Answer, on_text: Callable[[str], None] | None, budget: Budget) -> None:
+    for chunk in stream:
+        if chunk.model:
+            answer.model = chunk.model
+        if chunk.usage:
+            answer.usage = _usage(chunk.usage)
+        if chunk.choices:  # else a usage chunk, or a provider's empty first chunk
+            choice = chunk.choices[0]
+            delta = choice.delta
+            if delta is not None and getattr(delta, "refusal", None):
+                answer.refusal = (answer.refusal or "") + delta.refusal
+            if delta is not None and delta.content:
+                answer.text += delta.content
+                if on_text:
+                    on_text(answer.text)
+            if choice.finish_reason:
+                answer.finish_reason = choice.finish_reason
+        if budget.expired() and answer.finish_reason is None:
+            answer.incomplete = True
+            answer.error = f"the answer took longer than the {budget.deadline:g} s deadline (%config VisionMagic.deadline)"
+            return
+    if answer.finish_reason is None and not answer.refusal:
+        answer.incomplete = True
+        answer.error = "the stream ended before the model finished"
+    else:
+        _mark_finish(answer)
+
+
+def _check_event_stream(stream: Any, base_url: str) -> None:
+    """A proxy or web server that answers a streamed request with a page instead of events: one line."""
+    response = getattr(stream, "response", None)
+    ctype = (response.headers.get("content-type") or "") if response is not None else ""
+    if ctype and ctype.split(";")[0].strip().lower() in ("text/plain", "text/html", "application/xml"):
+        with contextlib.suppress(Exception):
+            response.read()
+        raise _not_a_completion(base_url, ctype.split(";")[0], getattr(response, "text", ""))
+
+
+def _not_a_completion(base_url: str, what: str, text: str) -> APIError:
+    head = " ".join(str(text).split())[:80]
+    return APIError(
+        f"The server at {base_url} answered with {what} instead of a chat completion"
+        + (f" ({head!r})" if head else "")
+        + ": is OPENAI_BASE_URL the API's base URL (usually ending in /v1)?"
+    )
+
+
+def fill_from_completion(resp: Any, answer: Answer, model: str, base_url: str = "the server") -> Answer:
     """Fill ``answer`` from a whole (non-streamed) ``chat.completion`` response."""
+    if not hasattr(resp, "choices"):  # a proxy's text/plain or HTML 200: the SDK hands over a str
+        raise _not_a_completion(base_url, type(resp).__name__ if not isinstance(resp, str) else "text", resp)
     choice = resp.choices[0] if resp.choices else None
-    answer.text = (choice.message.content or "") if choice else ""
-    answer.finish_reason = choice.finish_reason if choice else None
+    message = choice.message if choice is not None else None
+    answer.text = (message.content or "") if message is not None else ""
+    answer.refusal = getattr(message, "refusal", None) or None
+    answer.finish_reason = choice.finish_reason if choice is not None else None
     answer.model = resp.model or model
     answer.usage = _usage(resp.usage)
-    _mark_truncated(answer)
+    if choice is None:
+        answer.incomplete = True
+        answer.error = "the server's reply held no answer (no choices): try again"
+    _mark_finish(answer)
     return answer
 
 
-def _mark_truncated(answer: Answer) -> None:
+def _mark_finish(answer: Answer) -> None:
+    """Say why an answer is not a whole answer: token limit, content filter, refusal."""
     if answer.finish_reason == "length":
         answer.incomplete = True
         answer.error = "the answer reached the token limit (raise --max-tokens or max_tokens=)"
+    elif answer.finish_reason == "content_filter":
+        answer.incomplete = True
+        answer.error = "the server's content filter withheld the answer" + (
+            " (or part of it)" if answer.text else ""
+        )
+    elif answer.refusal:
+        answer.error = "the model refused to answer"
 
 
 def _usage(u: Any) -> dict[str, int] | None:
@@ -195,32 +335,16 @@ def retry_delay(headers: Any, attempt: int) -> float:
     return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
-async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, retries: int) -> Answer:
-    """Send one non-streaming request, retrying transient failures; fill ``answer``; raise :class:`APIError`."""
-    import openai
-
+async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, budget: Budget) -> Answer:
+    """Send one non-streaming request with ``budget``'s retries and deadline; fill ``answer``; raise
+    :class:`APIError` (the same policy as :func:`run`)."""
     base_url = str(client.base_url).rstrip("/")
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
-            resp = await client.chat.completions.create(**body)
-        except openai.APIStatusError as e:
-            transient = e.status_code in RETRY_STATUSES or e.status_code >= 500
-            if not transient or attempt == retries:
-                raise _final(describe_error(e, base_url), attempt) from None
-            delay = retry_delay(e.response.headers, attempt)
-        except openai.APIConnectionError as e:
-            if attempt == retries:
-                raise _final(describe_error(e, base_url), attempt) from None
-            delay = retry_delay({}, attempt)
-        except Exception as e:  # malformed JSON and the like: not worth retrying blindly
-            raise describe_error(e, base_url) from None
+            resp = await client.chat.completions.create(**body, timeout=budget.attempt_timeout())
+        except Exception as e:
+            await asyncio.sleep(budget.retry_after(e, attempt, base_url))
         else:
-            return fill_from_completion(resp, answer, body["model"])
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _final(err: APIError, attempt: int) -> APIError:
-    if attempt:
-        return APIError(f"{err} (after {attempt} retries)", err.status)
-    return err
+            return fill_from_completion(resp, answer, body["model"], base_url)
+        attempt += 1

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 class AnswerView(Protocol):
     """Draws one answer: a placeholder, the text as it streams in, the finished answer (also a replayed one,
-    without ``start``), or a dry run instead."""
+    without ``start``), or a dry run instead; or nothing, when the question failed before any text."""
 
     def start(self) -> None: ...
 
@@ -23,3 +23,7 @@ class AnswerView(Protocol):
     def finish(self, answer: Answer) -> None: ...
 
     def dry_run(self, answer: Answer, note: str) -> None: ...
+
+    def discard(self) -> None:
+        """Take back what :meth:`start` drew: the question failed before any text (its error is shown
+        as one line elsewhere)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None)
     >>> resolve_token("photo.jpg", {})
     'photo.jpg'
     """
-    if not _EXPRESSION.match(token):
-        return token
+    if not _EXPRESSION.match(token) or keyword.iskeyword(token.split(".")[0].split("[")[0]):
+        return token  # `else`, `None.png`: a path, not Python
     try:
         return eval(token, {"__builtins__": {}}, namespace)  # noqa: S307 - restricted to names/attrs/subscripts
+    except SyntaxError:
+        return token
     except (NameError, AttributeError, KeyError, IndexError, TypeError) as e:
         if (Path(cwd or ".") / Path(token).expanduser()).exists():
             return token  # `photo.jpg` is a file here, not an attribute of `photo`

@@ -10,34 +10,12 @@ from __future__ import annotations
 import copy
 import html
 import json
-import re
 import time
 from typing import Any
 
-from ..engine.answer import Answer
+from ..engine.answer import Answer, markdown_math
 from ..images.encode import PreparedImage, data_url, human_bytes
 from ..images.thumbnail import thumbnail
-
-_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
-_INLINE_MATH = re.compile(r"\\\((.+?)\\\)", re.S)
-_DISPLAY_MATH = re.compile(r"\\\[(.+?)\\\]", re.S)
-
-
-def markdown_math(text: str) -> str:
-    r"""Rewrite the ``\(...\)`` and ``\[...\]`` delimiters models emit into ``$...$`` / ``$$...$$``, which
-    JupyterLab's Markdown renderer typesets (a Markdown parser eats the backslashes otherwise). Code spans and
-    fenced blocks are left alone.
-
-    Examples
-    --------
-    >>> markdown_math(r"Energy \(E = mc^2\), code `\(x\)`")
-    'Energy $E = mc^2$, code `\\(x\\)`'
-    """
-    pieces = _CODE.split(text)
-    for i in range(0, len(pieces), 2):
-        p = _DISPLAY_MATH.sub(lambda m: f"$${m.group(1)}$$", pieces[i])
-        pieces[i] = _INLINE_MATH.sub(lambda m: f"${m.group(1).strip()}$", p)
-    return "".join(pieces)
 
 
 def answer_bundle(text: str, footer: str = "", waiting: bool = False) -> dict[str, str]:
@@ -102,13 +80,30 @@ class NotebookView:
             self._last = now
 
     def finish(self, answer: Answer) -> None:
-        text = answer.text or ("" if answer.incomplete else "*(the model returned no text)*")
-        self._show(answer_bundle(text, answer.footer()), update=self._started)
-        answer._shown = True
+        self._show(answer_bundle(answer.body_text(), answer.footer()), update=self._started)
+        if self._publish is None:
+            answer._drawn = _in_this_cell_run()
 
     def dry_run(self, answer: Answer, note: str) -> None:
         self._show(dry_run_bundle(answer, note), update=False)
-        answer._shown = True
+        if self._publish is None:
+            answer._drawn = _in_this_cell_run()
+
+    def discard(self) -> None:
+        """Blank the placeholder (the question failed before any text; its one-line error says why)."""
+        if self._started:
+            self._show({"text/markdown": "", "text/plain": ""}, update=True)
+
+
+def _in_this_cell_run() -> Any:
+    """A test that is True while the cell that drew an answer is still running (its value would repeat it)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return None
+    count = shell.execution_count
+    return lambda: shell.execution_count == count
 
 
 def elide_request(body: dict[str, Any]) -> dict[str, Any]:
