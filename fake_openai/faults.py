@@ -2,7 +2,8 @@
 
 kinds and their keyword arguments (``OpenAIServer.add_fault``):
   status     HTTP ``status`` (default 500) with an OpenAI JSON error; message=, headers=, code=, type=
-  html       HTTP ``status`` (default 502) with an HTML page (text/html); body=, headers=
+  html       HTTP ``status`` (default 502) with an HTML page (text/html); body=, headers=, content_type=
+             (e.g. ``status=200, body="OK", content_type="text/plain"``: a proxy that is not the API)
   drop       stream ``after`` (default 2) content chunks, then close the socket (no finish, usage, [DONE]);
              non-streaming: half of the JSON body, then close
   malformed  stream ``after`` (default 2) content chunks, then ``data: {not json``, then close;
@@ -25,7 +26,7 @@ FAULT_KINDS = ("status", "html", "drop", "malformed", "hang", "close")
 # Keyword arguments each fault kind understands (besides status and times).
 FAULT_PARAMS = {
     "status": {"message", "headers", "code", "type"},
-    "html": {"body", "headers"},
+    "html": {"body", "headers", "content_type"},
     "drop": {"after"},
     "malformed": {"after"},
     "hang": {"seconds"},

@@ -156,7 +156,7 @@ class Handler(HTTPConnection):
             return
         status, page, headers = html_error(fault, self.responses)
         record.answered(status)
-        self.send(status, page, "text/html; charset=utf-8", headers=headers)
+        self.send(status, page, fault.params.get("content_type", "text/html; charset=utf-8"), headers=headers)
 
     def _rejected(self, record: RecordedRequest, errors: list[str], image_error: str | None) -> bool:
         """Send the 400 of a schema error or an invalid image, if any; whether one was sent."""
@@ -198,6 +198,8 @@ class Handler(HTTPConnection):
             chunk_size=owner.chunk_size,
             chunk_delay=owner.chunk_delay,
             empty_first_chunk=owner.empty_first_chunk,
+            refusal=owner.refusal,
+            no_choices=owner.no_choices,
         )
 
     def _send_completion(self, record: RecordedRequest, reply: Reply):

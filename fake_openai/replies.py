@@ -26,6 +26,8 @@ class Reply:
     chunk_size: int = 8  # characters per streamed content chunk
     chunk_delay: float = 0.0  # seconds between streamed chunks
     empty_first_chunk: bool = False  # stream a first chunk with ``choices: []``
+    refusal: str | None = None  # the model refuses: ``message.refusal`` (or ``delta.refusal``), no content
+    no_choices: bool = False  # answer with ``choices: []`` (a reply with no answer at all)
 
 
 def error_body(
@@ -47,10 +49,17 @@ def completion_body(reply: Reply) -> dict:
         "object": "chat.completion",
         "created": reply.created,
         "model": reply.model,
-        "choices": [
+        "choices": []
+        if reply.no_choices
+        else [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []},
+                "message": {
+                    "role": "assistant",
+                    "content": None if reply.refusal else reply.text,
+                    "refusal": reply.refusal,
+                    "annotations": [],
+                },
                 "logprobs": None,
                 "finish_reason": reply.finish_reason,
             }
@@ -93,13 +102,16 @@ def stream_chunks(reply: Reply) -> list[dict]:
     With a fault, only the chunks before it: the leading ones and ``after`` (default 2) content chunks.
     """
     size = max(1, int(reply.chunk_size))
-    text = reply.text
+    text = reply.refusal or reply.text
+    field = "refusal" if reply.refusal else "content"
     pieces = [text[i : i + size] for i in range(0, len(text), size)]
     chunks = []
     if reply.empty_first_chunk:
         chunks.append(_chunk(reply, []))
+    if reply.no_choices:
+        return chunks + ([_chunk(reply, [], usage=reply.usage)] if reply.include_usage else [])
     chunks.append(_chunk(reply, _choice({"role": "assistant", "content": ""})))
-    chunks += [_chunk(reply, _choice({"content": p})) for p in pieces]
+    chunks += [_chunk(reply, _choice({field: p})) for p in pieces]
     chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
     if reply.include_usage:
         chunks.append(_chunk(reply, [], usage=reply.usage))

@@ -35,6 +35,8 @@ _SETTINGS = (
     "seed",
     "models",
     "finish_reason",
+    "refusal",
+    "no_choices",
 )
 
 
@@ -53,6 +55,8 @@ class OpenAIServer:
       seed               seed of the random-fault generator
       models             ids listed by ``GET /v1/models``
       finish_reason      finish_reason of successful answers
+      refusal            None, or the words of a refusal (``message.refusal`` / ``delta.refusal``, no content)
+      no_choices         answer with ``choices: []``
     """
 
     def __init__(
@@ -71,6 +75,8 @@ class OpenAIServer:
         seed: int = 0,
         models: tuple[str, ...] | list[str] = DEFAULT_MODELS,
         finish_reason: str = "stop",
+        refusal: str | None = None,
+        no_choices: bool = False,
         schema_dir: str | os.PathLike | None = None,
         verbose: bool = False,
     ):
@@ -90,6 +96,8 @@ class OpenAIServer:
             "seed": seed,
             "models": list(models),
             "finish_reason": finish_reason,
+            "refusal": refusal,
+            "no_choices": no_choices,
         }
         self._lock = threading.Lock()
         self._httpd: HTTPServer | None = None

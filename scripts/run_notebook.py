@@ -23,6 +23,9 @@ def run(path: Path) -> int:
     workdir = ROOT / "out"
     workdir.mkdir(exist_ok=True)
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # what an earlier run left in the file is not this run's answer
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
     )

@@ -83,3 +83,41 @@ def test_readme_main_command_script(tmp_path, server):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dry run" in proc.stdout.lower() and "OPENAI_API_KEY" in proc.stdout
     assert (ROOT / "out" / "quickstart.ipynb").exists()
+
+
+def test_run_notebook_counts_only_its_own_answers(tmp_path):
+    """Outputs an earlier run left in the file are cleared first: a run whose first cell fails reports no
+    answers, although the file held eight."""
+    nb = nbformat.v4.new_notebook()
+    stale = nbformat.v4.new_output(
+        "display_data", data={"text/markdown": "**Answer** old", "text/plain": "**Answer** old"}
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("raise SystemExit('this run fails here')"),
+        nbformat.v4.new_code_cell("print('never runs')", outputs=[stale] * 8),
+    ]
+    path = tmp_path / "stale.ipynb"
+    nbformat.write(nb, path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "(0 answers, 0 dry runs)" in proc.stdout, proc.stdout
+    saved = nbformat.read(ROOT / "out" / "stale.ipynb", as_version=4)
+    assert saved.cells[1].outputs == []
+    (ROOT / "out" / "stale.ipynb").unlink()
+
+
+def test_the_tree_stays_clean_after_running_the_notebooks():
+    """What running the notebooks writes (out/, notebooks/images/) is ignored by git."""
+    probe = ["out/quickstart.ipynb", "notebooks/images/figure.png", "out/screenshots/x.png"]
+    proc = subprocess.run(
+        ["git", "check-ignore", "--no-index", *probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert sorted(proc.stdout.split()) == sorted(probe), proc.stdout

@@ -40,6 +40,17 @@ class SourceErrors(VisionMagicError):
         super().__init__(msg)
 
 
+class VisionMagicWarning(UserWarning):
+    """Something the user should know that does not stop the question (shown as one line in a notebook)."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`VisionMagicWarning` (one line, keys redacted); Python's warning filters apply."""
+    import warnings
+
+    warnings.warn(redact(" ".join(message.split())), VisionMagicWarning, stacklevel=3)
+
+
 class ConfigError(VisionMagicError):
     """Missing or wrong configuration (API key, base URL, model profile)."""
 

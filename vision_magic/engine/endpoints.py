@@ -22,6 +22,7 @@ from ..images.download import DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT, 
 from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
 
 OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_MAX_IMAGES = 500  # image inputs per request OpenAI accepts
 NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
 
 
@@ -56,6 +57,8 @@ class Endpoint:
     inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64.
     webp : whether it takes WEBP: graphics then go as lossless WEBP when smaller than PNG (default: only
         OpenAI/Azure; some servers, e.g. LM Studio, reject WEBP, and PNG works everywhere).
+    max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
+        above :data:`vision_magic.engine.question.MANY_IMAGES`).
 
     Examples
     --------
@@ -74,12 +77,15 @@ class Endpoint:
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
     webp: bool | None = None
+    max_images: int | None = None
 
     def __post_init__(self) -> None:
         if self.fetch_urls is None:
             self.fetch_urls = is_openai(self.base_url)
         if self.webp is None:
             self.webp = is_openai(self.base_url)
+        if self.max_images is None and urlparse(self.base_url).hostname == "api.openai.com":
+            self.max_images = OPENAI_MAX_IMAGES
 
 
 def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> Endpoint:

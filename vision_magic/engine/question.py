@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SourceError, SourceErrors, VisionMagicError
+from ..errors import SourceError, SourceErrors, VisionMagicError, warn
 from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
 from ..images.memo import remember_prepared
 from ..images.profiles import ModelProfile, profile_for
@@ -21,6 +21,7 @@ from .options import AskOptions
 from .session import current
 from .wire import build_messages, build_request
 
+MANY_IMAGES = 50  # more images than this in one request: say so before sending
 DEFAULT_PROMPT = "Describe this image."
 DEFAULT_PROMPT_MANY = "Describe these images."
 
@@ -148,4 +149,26 @@ def build_question(
     body = build_request(messages, options, endpoint, response_format)
     model = options.model or ""
     notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
+    notes += _too_many_images(images, endpoint, options)
     return Question(prompt, images, options, profile, body, endpoint, cfg, notes)
+
+
+def _too_many_images(images: list[PreparedImage], endpoint: Endpoint, options: AskOptions) -> list[str]:
+    """Refuse more images than the server takes in one request; warn above :data:`MANY_IMAGES` (a directory
+    of hundreds of images is usually meant to be asked about one by one)."""
+    n = len(images)
+    if endpoint.max_images is not None and n > endpoint.max_images:
+        raise VisionMagicError(
+            f"{n} images in one request, but {endpoint.name or endpoint.base_url} takes at most "
+            f"{endpoint.max_images}: ask about each image with --each (vision_magic.ask_many), or fewer at a time"
+        )
+    if n <= MANY_IMAGES:
+        return []
+    tokens = sum(img.tokens or 0 for img in images)
+    note = (
+        f"{n} images go in one request (~{tokens:,} image tokens); to ask about each image on its own, "
+        "use --each (vision_magic.ask_many)"
+    )
+    if not options.dry_run:
+        warn(note)
+    return [note]

@@ -107,16 +107,14 @@ def run(
     """Send ``body``; fill ``answer`` (text, model, usage, finish reason) as the reply arrives.
 
     Transient failures before any text are retried within ``budget``. ``on_open`` is called once the server
-    has accepted the request (a stream opened), or just before a non-streamed request is sent. ``answer`` is
+    has accepted a streamed request (so a failed request draws nothing). ``answer`` is
     filled in place so a caller keeps what arrived when an interrupt ends the stream. An error before any
     text raises :class:`APIError`; an error after some text marks the answer incomplete instead.
     """
     budget = budget or Budget(retries=0)
     base_url = str(client.base_url).rstrip("/")
     try:
-        if not body.get("stream"):
-            if on_open:
-                on_open()
+        if not body.get("stream"):  # nothing to draw until the whole answer is there
             fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
             if on_text:
                 on_text(answer.text)

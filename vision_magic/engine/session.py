@@ -33,6 +33,8 @@ class Session:
     last_answer : the most recent :class:`Answer` of ``ask``, the magic or the panel (``vision_magic.last_answer``).
     last_shown : ``(description, encoded bytes)`` of the newest image the notebook displayed, or None.
     chats : conversation threads by name (``%%ask_image --chat NAME``, :func:`vision_magic.chat`).
+    cell_runs : how many cells the shell has run (counted by the extension; a front end tells "this cell"
+        from "a later cell" with it).
     make_view : makes the view an answer is drawn into when ``display=True`` (set by the front ends;
         None: answers are not drawn, e.g. the engine used on its own).
     """
@@ -42,6 +44,7 @@ class Session:
     last_shown: tuple[str, bytes] | None = None
     chats: dict[str, Any] = field(default_factory=dict)  # name -> vision_magic.engine.chat.Chat
     make_view: Callable[[], AnswerView] | None = None
+    cell_runs: int = 0
 
     def view(self) -> Any:
         """A new view to draw one answer into, or None when no front end draws answers."""

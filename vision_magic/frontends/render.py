@@ -97,13 +97,11 @@ class NotebookView:
 
 def _in_this_cell_run() -> Any:
     """A test that is True while the cell that drew an answer is still running (its value would repeat it)."""
-    from IPython import get_ipython
+    from ..engine.session import current
 
-    shell = get_ipython()
-    if shell is None:
-        return None
-    count = shell.execution_count
-    return lambda: shell.execution_count == count
+    session = current()
+    run = session.cell_runs
+    return lambda: session.cell_runs == run
 
 
 def elide_request(body: dict[str, Any]) -> dict[str, Any]:

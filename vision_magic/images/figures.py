@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 from ..errors import SourceError
@@ -25,9 +26,19 @@ def figure_png(fig: Any, label: str = "figure", dpi: float | None = None) -> byt
     """
     if fig is None:
         raise SourceError(label, "the Axes belongs to no figure")
+    width, height = (float(v) for v in fig.get_size_inches())
+    if not (width > 0 and height > 0):
+        raise SourceError(
+            label,
+            f"the figure has no area ({width:g} x {height:g} inches): give it a size, e.g. fig.set_size_inches(6, 4)",
+        )
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", metadata={"Software": None})
+        with warnings.catch_warnings():  # numpy/matplotlib warnings about odd artists stay out of the cell
+            warnings.simplefilter("ignore")
+            fig.savefig(
+                buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", metadata={"Software": None}
+            )
     except Exception as e:  # a broken artist; say which figure and why
         raise SourceError(label, f"matplotlib could not draw the figure ({type(e).__name__}: {e})") from None
     return buf.getvalue()

@@ -123,7 +123,7 @@ def labelled_files(spec: str | os.PathLike[str], label: str, base_dir: Any = Non
     """The files ``spec`` names (see :func:`find_files`), each with its label: ``label`` for a single file,
     else its path relative to ``base_dir`` (glob and directory matches)."""
     files = find_files(spec, base_dir)
-    single = len(files) == 1 and Path(os.fspath(spec)).expanduser().name == files[0].name
+    single = len(files) == 1 and Path(local_path(os.fspath(spec))).expanduser().name == files[0].name
     return [(p, label if single else _relative(p, base_dir)) for p in files]
 
 
@@ -132,6 +132,26 @@ def _relative(path: Path, base_dir: Any) -> str:
         return str(path.relative_to(Path(base_dir or os.getcwd())))
     except ValueError:
         return str(path)
+
+
+def local_path(spec: str) -> str:
+    """The path of a ``file://`` URL (``file:///home/me/a.png``, ``file://localhost/...``); other specs as
+    they are.
+
+    Examples
+    --------
+    >>> local_path("file:///tmp/my%20plot.png"), local_path("plots/a.png")
+    ('/tmp/my plot.png', 'plots/a.png')
+    """
+    if not spec.startswith("file://"):
+        return spec
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    url = urlparse(spec)
+    if url.netloc not in ("", "localhost"):
+        raise SourceError(spec, f"a file:// URL on another host ({url.netloc}) cannot be read here")
+    return url2pathname(url.path)
 
 
 def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -146,7 +166,7 @@ def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | 
     vision_magic.errors.SourceError: no/such/file.png: file not found (looked for ...no/such/file.png)
     """
     text = os.fspath(spec)
-    path = Path(text).expanduser()
+    path = Path(local_path(text)).expanduser()
     if not path.is_absolute():
         path = Path(base_dir or os.getcwd()) / path
     if path.is_file():
