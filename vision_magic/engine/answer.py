@@ -73,8 +73,8 @@ class Answer:
 
     def _repr_markdown_(self) -> str | None:
         # Drawn while it streamed in this same cell run: as the cell's value it would only repeat itself.
-        if self._drawn is not None and self._drawn():
-            return None
+        if self.dry_run or (self._drawn is not None and self._drawn()):
+            return None  # a dry run has no text: its repr says what it holds
         return self.markdown()
 
     def markdown(self) -> str:

@@ -65,7 +65,7 @@ class VisionMagic(Configurable):
     ).tag(config=True)
     endpoints = Dict(
         help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
-        "inline_timeout}}, see vision_magic.engine.endpoints.Endpoint."
+        "inline_timeout, webp, max_images}}, see vision_magic.engine.endpoints.Endpoint."
     ).tag(config=True)
 
     @default("model")
