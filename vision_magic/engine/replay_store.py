@@ -10,6 +10,13 @@ parameters, messages with every image's bytes as sent. Only the transport flags 
 never part of the key or the row. WAL journaling and a busy timeout make it safe with several kernels at once,
 and a kernel killed mid-write leaves the file intact (SQLite transactions are atomic).
 
+The cache never stops a question: :func:`get` and :func:`put` never raise. A file that cannot be opened,
+read or written (damaged, unreadable, read-only, disk full), at the start or mid-session, is told once per
+file per session as one warning line on the ``vision_magic.cache`` logger, and the question runs uncached;
+the failed connection is dropped and the file tried again at the next question, so caching resumes once the
+file is usable. A file deleted or replaced while open is noticed (its inode changed) and opened anew. The
+explicit calls (:func:`stats`, :func:`clear`, :func:`export`, :func:`load`) raise a one-line ConfigError.
+
 Examples
 --------
 >>> import vision_magic
@@ -21,16 +28,20 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VisionMagicError, one_line
 
 FILE_NAME = "replay.sqlite3"
 _TRANSPORT_ONLY = ("stream", "stream_options")
@@ -49,6 +60,10 @@ CREATE TABLE IF NOT EXISTS answers (
 
 _lock = threading.Lock()
 _connections: dict[str, sqlite3.Connection] = {}
+# (device, inode) of each open file and of its write-ahead log, when its connection opened
+_identities: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {}
+_warned: set[str] = set()  # cache files whose failure was told this session
+_log = logging.getLogger("vision_magic.cache")
 _counts = {"hits": 0, "misses": 0}
 
 
@@ -108,42 +123,159 @@ def request_key(body: dict[str, Any], base_url: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _connect(file: Path) -> sqlite3.Connection:
-    key = str(file)
-    conn = _connections.get(key)
-    if conn is not None:
-        return conn
+def _open(file: Path) -> sqlite3.Connection:
+    """A new connection to ``file`` (made, with its folder, if missing) in WAL mode with the answers table."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(key, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except FileExistsError:  # a regular file where the folder should be
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(file.parent)) from None
+    conn = sqlite3.connect(str(file), timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_SCHEMA)
-    except (sqlite3.Error, OSError) as e:
-        raise ConfigError(
-            f"The replay cache {file} cannot be opened ({e}): set %config VisionMagic.cache_path to a "
-            "writable file, or use --no-cache"
-        ) from None
-    _connections[key] = conn
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def get(key: str, cfg: Any = None) -> dict[str, Any] | None:
-    """The stored answer for ``key`` (``text``, ``model``, ``usage``, ``finish_reason``), or None.
+def _identity(file: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``file``, or None when it does not exist; one ``stat``, the file is never opened
+    (closing any descriptor of a database file would drop SQLite's locks on it)."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _drop(key: str) -> None:
+    """Close and forget the connection to the file ``key`` (the caller holds ``_lock``)."""
+    conn = _connections.pop(key, None)
+    _identities.pop(key, None)
+    if conn is not None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+
+def _connect(file: Path) -> sqlite3.Connection:
+    """The connection to ``file`` (the caller holds ``_lock``), opened on first use and opened again when the
+    file was deleted or replaced since: SQLite would go on writing to the old, unlinked file.
+
+    SQLite leaves a moved database's write-ahead log in place when closing it, and would read that log into
+    whatever file is now at the path (a restored backup would silently get the old answers). So when the log
+    still is the one this connection opened, it and its index are removed before the new file is opened.
+    Raises what :data:`_FAILURES` lists when ``file`` cannot be opened.
+    """
+    key = str(file)
+    conn = _connections.get(key)
+    wal, shm = Path(f"{file}-wal"), Path(f"{file}-shm")
+    if conn is not None:
+        file_id, wal_id = _identities[key]
+        if _identity(file) == file_id:
+            return conn
+        _drop(key)
+        if wal_id is not None and _identity(wal) == wal_id:
+            for stale in (wal, shm):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+    conn = _connections[key] = _open(file)
+    _identities[key] = (_identity(file), _identity(wal))
+    return conn
+
+
+_FAILURES = (sqlite3.Error, OSError, ValueError)  # ValueError: a NUL in the path, a damaged JSON column
+_T = TypeVar("_T")
+
+
+def _use(file: Path, work: Callable[[sqlite3.Connection], _T]) -> tuple[_T | None, str, Exception | None]:
+    """``work(connection)`` under the lock: (its result, "", None), or (None, stage, error) when ``file``
+    could not be opened (stage "open") or ``work`` failed (stage "use"); a failed connection is dropped,
+    so the next call opens the file again."""
+    with _lock:
+        stage = "open"
+        try:
+            conn = _connect(file)
+            stage = "use"
+            return work(conn), "", None
+        except _FAILURES as e:
+            _drop(str(file))
+            return None, stage, e
+
+
+def _reason(e: Exception) -> str:
+    """The error in a few words: SQLite's own message, or the OS error and the path it names.
 
     Examples
     --------
-    >>> get("0" * 64) is None  # doctest: +SKIP
-    True
+    >>> _reason(NotADirectoryError(20, "Not a directory", "/x/notes.txt"))
+    '/x/notes.txt: Not a directory'
+    >>> _reason(sqlite3.DatabaseError("file is not a database"))
+    'file is not a database'
     """
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e) or type(e).__name__
+
+
+def _failure_line(file: Path, action: str, stage: str, e: Exception) -> str:
+    """The one line telling what happened to the cache ``file`` and how to fix it.
+
+    Examples
+    --------
+    >>> line = _failure_line(Path("/c/r.db"), "write", "use", sqlite3.OperationalError("disk I/O error"))
+    >>> line.partition(": ")[0]
+    'The replay cache /c/r.db cannot be written (disk I/O error)'
+    """
+    fix = "set %config VisionMagic.cache_path to a writable file or use --no-cache"
+    effect = "questions are sent without it"
+    if (getattr(e, "sqlite_errorname", None) or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        what, fix = "is damaged", "move it aside (a new one is made), " + fix
+    elif stage == "open":
+        what = "cannot be opened"
+    elif action == "write":
+        what, effect = "cannot be written", "answers are not being stored"
+    else:
+        what = "cannot be read"
+    return one_line(VisionMagicError(f"The replay cache {file} {what} ({_reason(e)}): {effect}; {fix}"))
+
+
+def _attempt(action: str, cfg: Any, work: Callable[[sqlite3.Connection], _T]) -> _T | None:
+    """``work`` on the cache in force, for ``get`` ("read") or ``put`` ("write"); never raises. A failure
+    returns None and is told once per cache file per session, as one warning line on the
+    ``vision_magic.cache`` logger, so the question runs uncached; the next call tries the file again."""
+    file = path(cfg)
+    result, stage, error = _use(file, work)
+    if error is None:
+        return result
     with _lock:
-        row = (
-            _connect(path(cfg))
-            .execute("SELECT text, model, usage, finish_reason FROM answers WHERE key = ?", (key,))
-            .fetchone()
+        first = str(file) not in _warned
+        _warned.add(str(file))
+    if first:
+        _log.warning(_failure_line(file, action, stage, error))
+    return None
+
+
+def _checked(cfg: Any, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``work`` on the cache in force for an explicit call (stats, clear, export, load): a failure is one
+    :class:`ConfigError` line."""
+    file = path(cfg)
+    result, _stage, error = _use(file, work)
+    if error is not None:
+        raise ConfigError(
+            f"The replay cache {file} cannot be used ({_reason(error)}): set %config VisionMagic.cache_path "
+            "to a writable file, or use --no-cache"
         )
-        _counts["hits" if row else "misses"] += 1
+    return result  # type: ignore[return-value]
+
+
+def _lookup(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT text, model, usage, finish_reason FROM answers WHERE key = ?", (key,)
+    ).fetchone()
+    _counts["hits" if row else "misses"] += 1
     if row is None:
         return None
     return {
@@ -154,16 +286,39 @@ def get(key: str, cfg: Any = None) -> dict[str, Any] | None:
     }
 
 
-def put(key: str, answer: Any, cfg: Any = None) -> None:
-    """Store a complete answer under ``key`` (incomplete or failed answers are never stored).
+def _store(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+    conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    return True
+
+
+def get(key: str, cfg: Any = None) -> dict[str, Any] | None:
+    """The stored answer for ``key`` (``text``, ``model``, ``usage``, ``finish_reason``), or None; also None
+    when the cache cannot be read (told once, see :func:`put`).
+
+    Examples
+    --------
+    >>> get("0" * 64) is None  # doctest: +SKIP
+    True
+    """
+    return _attempt("read", cfg, lambda conn: _lookup(conn, key))
+
+
+def put(key: str, answer: Any, cfg: Any = None) -> bool:
+    """Store a complete answer under ``key`` (incomplete or failed answers are never stored); True if stored.
+
+    Never raises: when the cache cannot be opened or written (damaged, deleted, read-only, disk full), the
+    answer is not stored and one warning line per cache file per session, on the ``vision_magic.cache``
+    logger, says so and how to fix it. A file deleted or replaced while open is opened again (a new file is
+    made), so the answers stored afterwards are really on disk.
 
     Examples
     --------
     >>> from vision_magic.engine.answer import Answer
     >>> put("0" * 64, Answer(text="hi", model="m"))  # doctest: +SKIP
+    True
     """
     if answer.incomplete or answer.error or answer.dry_run:
-        return
+        return False
     row = (
         key,
         time.time(),
@@ -174,12 +329,13 @@ def put(key: str, answer: Any, cfg: Any = None) -> None:
         answer.prompt,
         len(answer.images),
     )
-    with _lock:
-        _connect(path(cfg)).execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    return bool(_attempt("write", cfg, lambda conn: _store(conn, row)))
 
 
 def stats(cfg: Any = None) -> dict[str, Any]:
     """Where the cache is, how many answers it holds, its size on disk, and this session's hits/misses.
+
+    Raises :class:`ConfigError` (one line) when the file cannot be used.
 
     Examples
     --------
@@ -187,37 +343,39 @@ def stats(cfg: Any = None) -> dict[str, Any]:
     ['bytes', 'entries', 'hits', 'misses', 'path']
     """
     file = path(cfg)
+    entries = _checked(cfg, lambda conn: conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
     with _lock:
-        entries = _connect(file).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
         counts = dict(_counts)
     size = sum(p.stat().st_size for p in file.parent.glob(file.name + "*") if p.is_file())
     return {"path": str(file), "entries": int(entries), "bytes": size, **counts}
 
 
+def _delete_all(conn: sqlite3.Connection) -> int:
+    n = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    conn.execute("DELETE FROM answers")
+    _counts.update(hits=0, misses=0)
+    return int(n)
+
+
 def clear(cfg: Any = None) -> int:
-    """Delete every stored answer; returns how many there were.
+    """Delete every stored answer; returns how many there were. Raises :class:`ConfigError` (one line) when the
+    file cannot be used.
 
     Examples
     --------
     >>> clear()  # doctest: +SKIP
     12
     """
-    with _lock:
-        conn = _connect(path(cfg))
-        n = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-        conn.execute("DELETE FROM answers")
-        _counts.update(hits=0, misses=0)
-    with _lock:
-        conn.execute("VACUUM")
-    return int(n)
+    n = _checked(cfg, _delete_all)
+    _use(path(cfg), lambda conn: conn.execute("VACUUM"))  # giving the space back may fail; the rows are gone
+    return n
 
 
 def close() -> None:
     """Close every open cache connection (tests and ``%reset``-like clean-ups)."""
     with _lock:
-        for conn in _connections.values():
-            conn.close()
-        _connections.clear()
+        for key in list(_connections):
+            _drop(key)
 
 
 _COLUMNS = ("key", "created", "model", "text", "usage", "finish_reason", "prompt", "n_images")
@@ -231,8 +389,7 @@ def export(file: str | os.PathLike[str], cfg: Any = None) -> int:
     >>> export("answers.jsonl")  # doctest: +SKIP
     12
     """
-    with _lock:
-        rows = _connect(path(cfg)).execute(f"SELECT {', '.join(_COLUMNS)} FROM answers").fetchall()
+    rows = _checked(cfg, lambda conn: conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM answers").fetchall())
     with open(file, "w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(dict(zip(_COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
@@ -260,6 +417,7 @@ def load(file: str | os.PathLike[str], cfg: Any = None) -> int:
                     f"{file} line {n} is not an exported answer: use a file from export()"
                 ) from None
     placeholders = ", ".join("?" * len(_COLUMNS))
-    with _lock:
-        _connect(path(cfg)).executemany(f"INSERT OR REPLACE INTO answers VALUES ({placeholders})", rows)
+    _checked(
+        cfg, lambda conn: conn.executemany(f"INSERT OR REPLACE INTO answers VALUES ({placeholders})", rows)
+    )
     return len(rows)
