@@ -5,6 +5,7 @@ file:// URLs work; library warnings stay out of cells; a request with very many 
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 import vision_magic
 from vision_magic.engine.session import current, settings
-from vision_magic.errors import APIError, VisionMagicError, VisionMagicWarning
+from vision_magic.errors import APIError, VisionMagicError
 
 FAST = {"Retry-After": "0.01"}
 
@@ -216,23 +217,28 @@ def test_a_zero_size_figure_is_one_line_and_no_warnings(shell, capsys):
 # -- many images --------------------------------------------------------------------------------------------
 
 
-def test_very_many_images_in_one_request_are_flagged_before_sending(openai_env, shell, cfg, tmp_path, capsys):
+def test_very_many_images_in_one_request_are_flagged_before_sending(openai_env, shell, cfg, tmp_path, caplog):
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(60):
         Image.new("RGB", (16, 16), (i * 4, 0, 0)).save(folder / f"{i:02d}.png")
-    from vision_magic.frontends import extension
-
-    with warnings.catch_warnings():  # pytest records warnings; show them as %load_ext set them up
-        warnings.simplefilter("always", VisionMagicWarning)
-        warnings.showwarning = extension._show_warning
+    with caplog.at_level(logging.WARNING, logger="vision_magic"):
         result = shell.run_cell(f"%%ask_image {folder} --no-stream\nAny outliers?")
     assert result.error_in_exec is None
-    lines = printed(capsys)
-    assert any("60 images go in one request" in ln and "--each" in ln for ln in lines), lines
-    assert not any("UserWarning" in ln or ".py:" in ln for ln in lines), "the warning is one line"
-    with pytest.warns(VisionMagicWarning, match="60 images"):
-        vision_magic.ask("Any outliers?", str(folder), display=False)
+    [record] = [r for r in caplog.records if r.name.startswith("vision_magic")]
+    line = record.getMessage()
+    assert "60 images go in one request" in line and "--each" in line and "\n" not in line
+    assert len(openai_env.chat_requests) == 1, "a warning does not stop the question"
+
+
+def test_a_warning_is_one_line_on_stderr_in_a_fresh_process(tmp_path):
+    """Without any logging set up (as in a kernel), the line is all that is printed."""
+    import subprocess
+    import sys
+
+    code = "from vision_magic.errors import warn; warn('60 images go in one request: use --each')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr == "60 images go in one request: use --each\n"
 
 
 def test_more_images_than_the_server_takes_are_refused_before_sending(openai_env, cfg, tmp_path):

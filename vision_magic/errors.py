@@ -40,15 +40,13 @@ class SourceErrors(VisionMagicError):
         super().__init__(msg)
 
 
-class VisionMagicWarning(UserWarning):
-    """Something the user should know that does not stop the question (shown as one line in a notebook)."""
+def warn(message: str, topic: str = "request") -> None:
+    """Tell the user something that does not stop the question: one line (keys redacted) on the
+    ``vision_magic.<topic>`` logger at WARNING. With no logging set up, Python prints just the line to stderr;
+    ``logging.getLogger("vision_magic").setLevel(logging.ERROR)`` silences every such line."""
+    import logging
 
-
-def warn(message: str) -> None:
-    """Issue a :class:`VisionMagicWarning` (one line, keys redacted); Python's warning filters apply."""
-    import warnings
-
-    warnings.warn(redact(" ".join(message.split())), VisionMagicWarning, stacklevel=3)
+    logging.getLogger(f"vision_magic.{topic}").warning(redact(" ".join(message.split())))
 
 
 class ConfigError(VisionMagicError):

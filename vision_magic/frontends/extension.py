@@ -6,7 +6,7 @@ from typing import Any
 
 from ..engine.config import VisionMagic
 from ..engine.session import current
-from ..errors import VisionMagicError, VisionMagicWarning
+from ..errors import VisionMagicError
 from . import output_capture
 from .render import NotebookView
 
@@ -20,40 +20,12 @@ def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offse
     return [line]
 
 
-def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-    """A vision_magic warning is one line (no file name, no source line); any other goes on as before."""
-    if isinstance(category, type) and issubclass(category, VisionMagicWarning):
-        import sys
-
-        print(f"\x1b[33m⚠ {message}\x1b[0m", file=sys.stderr)
-        return
-    _show_warning.original(message, category, *args, **kwargs)  # type: ignore[attr-defined]
-
-
-def _install_warnings() -> None:
-    import warnings
-
-    if warnings.showwarning is not _show_warning:
-        _show_warning.original = warnings.showwarning  # type: ignore[attr-defined]
-        warnings.showwarning = _show_warning
-    warnings.filterwarnings("always", category=VisionMagicWarning)  # each question's warning, not the first
-
-
-def _uninstall_warnings() -> None:
-    import warnings
-
-    if warnings.showwarning is _show_warning:
-        warnings.showwarning = _show_warning.original  # type: ignore[attr-defined]
-    warnings.filters[:] = [f for f in warnings.filters if f[2] is not VisionMagicWarning]
-
-
 def _count_cell_run(*_: Any) -> None:
     current().cell_runs += 1
 
 
 def load(shell: Any) -> None:
-    """Register the magic, the ``VisionMagic`` configurable, the output capture, and one-line errors and
-    warnings."""
+    """Register the magic, the ``VisionMagic`` configurable, the output capture and the one-line errors."""
     from .magic import AskImageMagics
 
     cfg = next((c for c in shell.configurables if isinstance(c, VisionMagic)), None)
@@ -66,19 +38,16 @@ def load(shell: Any) -> None:
     shell.register_magics(AskImageMagics(shell, cfg))
     output_capture.install(shell)
     shell.set_custom_exc((VisionMagicError,), _show_error)
-    _install_warnings()
     if _count_cell_run not in shell.events.callbacks["pre_run_cell"]:
         shell.events.register("pre_run_cell", _count_cell_run)
 
 
 def unload(shell: Any) -> None:
-    """Undo :func:`load`: the magic, the output capture, the error and warning printers and the notebook view
-    are gone."""
+    """Undo :func:`load`: the magic, the output capture, the error printer and the notebook view are gone."""
     manager = shell.magics_manager
     manager.magics["cell"].pop("ask_image", None)
     manager.registry.pop("AskImageMagics", None)
     output_capture.uninstall(shell)
-    _uninstall_warnings()
     if _count_cell_run in shell.events.callbacks["pre_run_cell"]:
         shell.events.unregister("pre_run_cell", _count_cell_run)
     if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):
