@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, redact
 
 FILE_NAME = "replay.sqlite3"
 _TRANSPORT_ONLY = ("stream", "stream_options")
@@ -171,7 +171,7 @@ def put(key: str, answer: Any, cfg: Any = None) -> None:
         answer.text,
         json.dumps(answer.usage) if answer.usage else None,
         answer.finish_reason,
-        answer.prompt,
+        redact(answer.prompt),  # informational only; the key is a hash, so no URL is stored as it is
         len(answer.images),
     )
     with _lock:
