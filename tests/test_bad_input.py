@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
+import time
 
 import pytest
 from badimages import BAD, CASES, make_corpus
@@ -245,6 +247,12 @@ class _ImageSite:
                     self.send_header("Content-Length", str(length))
                 self.end_headers()
 
+            def _trickle(self, data):
+                for i in range(len(data)):
+                    if site.release.wait(0.5):
+                        return
+                    self.wfile.write(data[i : i + 1])
+
             def do_GET(self):
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._route()  # the client may stop reading early, as it should
@@ -270,6 +278,13 @@ class _ImageSite:
                         self.wfile.write(chunk)
                 elif self.path == "/silent.png":  # says nothing for a minute
                     site.release.wait(60)
+                elif self.path == "/trickle.png":  # a byte of the body every 0.5 s: no single read times out
+                    self._head(200, "image/png", len(png))
+                    self._trickle(png)
+                elif self.path == "/trickle-head.png":  # the status line and headers, a byte at a time
+                    self._trickle(
+                        f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nX-Pad: {'x' * 80}\r\n".encode()
+                    )
                 elif self.path == "/text.bin":
                     self._head(200, "application/octet-stream", 11)
                     self.wfile.write(b"hello world")
@@ -336,6 +351,26 @@ def test_url_faults_are_one_line(inline_endpoint, site, path, reason):
     [err] = info.value.errors
     assert err.source == url and reason in err.reason
     assert "\n" not in str(info.value)
+    assert inline_endpoint.requests == []
+
+
+@pytest.mark.parametrize("path", ["/trickle.png", "/trickle-head.png"])
+def test_a_trickling_url_is_cut_off_at_the_total_deadline(inline_endpoint, site, shell, path):
+    """A server sending a byte every 0.5 s never trips a per-read timeout; the 2 s deadline is total."""
+    from vision_magic.engine.session import settings
+
+    settings().endpoints = {"test": {"base_url": inline_endpoint.base_url, "inline_timeout": 2}}
+    shell.user_ns["t_url"] = site.url + path
+    start = time.monotonic()
+    result = shell.run_cell(f"%%ask_image t_url\nbad-input url: {path}")
+    elapsed = time.monotonic() - start
+    message = str(result.error_in_exec)
+    assert isinstance(result.error_in_exec, SourceErrors) and "\n" not in message
+    assert 1.9 < elapsed < 3.0, f"took {elapsed:.1f} s: {message}"
+    assert "downloading the image took longer than 2 s in total (" in message
+    assert "raise inline_timeout in VisionMagic.endpoints or download it yourself" in message
+    received = int(re.search(r"\(([\d,]+) bytes received\)", message).group(1).replace(",", ""))
+    assert (received >= 2) if path == "/trickle.png" else received == 0  # the body had started, or not
     assert inline_endpoint.requests == []
 
 

@@ -21,11 +21,18 @@ from server_fixtures import FAKE_KEY
 
 import vision_magic
 from vision_magic.engine.session import settings
-from vision_magic.errors import VisionMagicError
+from vision_magic.errors import SourceErrors, VisionMagicError
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHER_KEY = "sk-test-VMFAKEOTHER-fedcba9876543210"  # a key-like value the server echoes, not the one in use
-NEEDLES = (FAKE_KEY, "VMFAKEKEY", OTHER_KEY, "VMFAKEOTHER")
+# secrets that do not look like keys: only redact() knowing where they come from can hide them
+PASSWORD = "VMFAKEPASS-hunter2"  # in a base URL's user:password@
+SERVER_KEY = "VMFAKESERVERKEY-7f3a9c"  # an endpoint's own key variable (api_key_env), not sk- shaped
+URL_TOKEN, URL_SIG = "VMFAKETOKEN-a1b2c3", "VMFAKESIG-d4e5f6"  # a signed image URL's query values
+NEEDLES = (
+    *(FAKE_KEY, "VMFAKEKEY", OTHER_KEY, "VMFAKEOTHER"),
+    *("VMFAKEPASS", "VMFAKESERVERKEY", "VMFAKETOKEN", "VMFAKESIG"),
+)
 
 
 def assert_no_key(text: str, where: str) -> None:
@@ -228,6 +235,163 @@ def test_redact_removes_configured_and_key_like_values(monkeypatch):
     assert "local-key-without-prefix-12345" not in redact("bad key local-key-without-prefix-12345")
 
 
+# -- secrets that are not OPENAI_API_KEY: URL passwords, endpoint keys, signed image URLs ------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_password_in_base_url_is_never_shown(shell, hay, cfg, red, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    port = closed_port()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://vmuser:{PASSWORD}@127.0.0.1:{port}/v1")
+    cfg.max_retries = 0
+    shell.user_ns["t_img"] = str(red)
+    result = shell.run_cell("%%ask_image t_img\nsecrets: unreachable server (env)")
+    err = result.error_in_exec
+    assert type(err).__name__ == "APIError"
+    hay.add_exception("unreachable (env)", err)
+    # the line still says which server, without its password
+    assert f"Could not reach http://***@127.0.0.1:{port}/v1" in str(err)
+    # the same URL set with %config, then listed by %config VisionMagic (its output is searched too)
+    shell.run_cell(f'%config VisionMagic.base_url = "http://vmuser:{PASSWORD}@127.0.0.1:{closed_port()}/v1"')
+    result = shell.run_cell("%%ask_image t_img\nsecrets: unreachable server (config)")
+    assert "Could not reach http://***@127.0.0.1" in str(result.error_in_exec)
+    hay.add_exception("unreachable (config)", result.error_in_exec)
+    shell.run_cell("%config VisionMagic")
+    with pytest.raises(VisionMagicError) as info:
+        vision_magic.ask("secrets: unreachable server (ask)", red, display=False)
+    hay.add_exception("unreachable (ask)", info.value)
+
+
+def test_endpoint_key_echoed_by_its_server_is_redacted(openai_env, shell, hay, cfg, red, monkeypatch):
+    server = openai_env
+    monkeypatch.setattr(
+        cfg, "endpoints", {"mine": {"base_url": server.base_url, "api_key_env": "MY_SERVER_KEY"}}
+    )
+    monkeypatch.setenv("MY_SERVER_KEY", SERVER_KEY)
+    cfg.max_retries = 0
+    echo = f"Invalid key {SERVER_KEY} for this server"
+    server.add_fault("status", status=401, message=echo)
+    with pytest.raises(VisionMagicError) as info:
+        vision_magic.ask("secrets: endpoint key echo (ask)", red, display=False)
+    assert "answered 401: Invalid key *** for this server" in str(info.value)
+    hay.add_exception("endpoint key (ask)", info.value)
+    server.add_fault("status", status=401, message=echo)
+    shell.user_ns["t_img"] = str(red)
+    result = shell.run_cell("%%ask_image t_img\nsecrets: endpoint key echo (magic)")
+    assert "Invalid key *** for this server" in str(result.error_in_exec)
+    hay.add_exception("endpoint key (magic)", result.error_in_exec)
+    # the server really got the key, and really echoed it
+    assert [r.headers.get("authorization") for r in server.chat_requests] == [f"Bearer {SERVER_KEY}"] * 2
+    assert all(r.status == 401 for r in server.chat_requests)
+
+
+def signed_url(base: str) -> str:
+    return f"{base}/cat.png?w=64&token={URL_TOKEN}&X-Amz-Signature={URL_SIG}&sig={URL_SIG}"
+
+
+def test_signed_image_urls_are_redacted_in_dry_runs_answers_and_errors(
+    openai_env, shell, hay, cfg, red, monkeypatch
+):
+    server = openai_env
+    # an endpoint that fetches URLs itself: the link goes into the request as it is (the server needs it)
+    monkeypatch.setattr(cfg, "endpoints", {"fetcher": {"base_url": server.base_url, "fetch_urls": True}})
+    url = signed_url("https://images.example")
+    shell.user_ns["t_url"] = url
+    shell.run_cell("%%ask_image t_url --dry-run\nsecrets: signed URL dry run")  # labelled t_url
+    shown = "token=***&X-Amz-Signature=***&sig=***"
+    dry = shell.displays.last()
+    assert shown.replace("&", "&amp;") in dry["text/html"] and shown in dry["text/plain"]  # the request JSON
+    vision_magic.ask("secrets: signed URL dry run (ask)", url, dry_run=True)  # labelled by the URL
+    dry = shell.displays.last()
+    assert dry["text/html"].count(shown.replace("&", "&amp;")) == 2  # the table and the request JSON
+    assert dry["text/plain"].count(shown) == 2
+    answer = vision_magic.ask("secrets: signed URL answer", url, display=False)
+    assert server.last.images[0]["url"] == url  # sent as given: only what is shown is redacted
+    hay.add("answer repr", repr(answer))
+    hay.add("prepared repr", repr(answer.images))
+    hay.add("answer footer", answer.footer())
+    # a server that cannot fetch URLs: vision_magic downloads the image, and the error names it redacted
+    monkeypatch.setattr(cfg, "endpoints", {})
+    url = signed_url(f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(SourceErrors) as info:  # labelled by the URL itself
+        vision_magic.ask("secrets: signed URL download error", url, display=False)
+    assert f"{url.split('?')[0]}?w=64&{shown}: downloading the image failed" in str(info.value)
+    hay.add_exception("download error", info.value)
+
+
+def test_no_message_suggests_a_key_in_a_cell(monkeypatch, red):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    with pytest.raises(VisionMagicError) as info:
+        vision_magic.ask("secrets: no key", red, display=False)
+    cfg = settings()
+    monkeypatch.setattr(
+        cfg, "endpoints", {"azure": {"base_url": "https://api.openai.com/v1", "api_key_env": "MY_KEY"}}
+    )
+    with pytest.raises(VisionMagicError) as other:
+        vision_magic.ask("secrets: no key (endpoint)", red, display=False)
+    for message in (str(info.value), str(other.value)):
+        assert "No API key" in message and "environment that starts Jupyter" in message
+        assert "%env" not in message and "not in a notebook cell" in message
+    # nowhere in the package or its documentation
+    for path in [*(ROOT / "vision_magic").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        assert "%env" not in path.read_text(), f"{path} suggests %env"
+
+
+def test_redact_knows_every_secret_read(monkeypatch):
+    from vision_magic.engine.config import VisionMagic
+    from vision_magic.engine.endpoints import api_key, endpoint_for, resolve_base_url
+    from vision_magic.errors import redact
+
+    monkeypatch.setenv("MY_SERVER_KEY", SERVER_KEY)
+    # named by a configured endpoint: redacted even before the key is used
+    endpoint = endpoint_for(
+        "http://127.0.0.1:1/v1",
+        {"mine": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "MY_SERVER_KEY"}},
+    )
+    assert redact(f"bad key {SERVER_KEY}") == "bad key ***"
+    assert api_key(endpoint) == SERVER_KEY
+    monkeypatch.delenv("MY_SERVER_KEY")  # a key read once stays secret after the variable is gone
+    assert redact(f"bad key {SERVER_KEY}") == "bad key ***"
+    cases = {
+        f"http://me:{PASSWORD}@host:8000/v1/chat": "http://***@host:8000/v1/chat",
+        f"https://{URL_TOKEN}@github.example/x": "https://***@github.example/x",
+        f"http://me:p@ss{PASSWORD}@host/v1": "http://***@host/v1",  # an unescaped @ in the password
+        f"u.png?Access_Token={URL_TOKEN}&api-key={URL_SIG}&APIKEY=1&Secret=2&password=3&sig=4&x=5#top": (
+            "u.png?Access_Token=***&api-key=***&APIKEY=***&Secret=***&password=***&sig=***&x=5#top"
+        ),
+        f"<a href='u.png?signature={URL_SIG}&amp;key={URL_TOKEN}'>": "<a href='u.png?signature=***&amp;key=***'>",
+        "data:image/png;base64,QUJDRA==": "data:image/png;base64,QUJDRA==",
+        "https://example.org/a.png?width=300&height=200": "https://example.org/a.png?width=300&height=200",
+    }
+    for text, shown in cases.items():
+        assert redact(text) == shown
+        assert redact(shown) == shown  # idempotent
+    # a password read from the base URL is redacted on its own too
+    resolve_base_url(VisionMagic(base_url=f"http://me:{PASSWORD}@host/v1"))
+    assert redact(f"wrong password {PASSWORD}") == "wrong password ***"
+
+
+def test_replay_rows_hold_no_url_secrets(openai_env, cfg, red, monkeypatch, tmp_path):
+    from vision_magic import cache
+
+    monkeypatch.setattr(cfg, "endpoints", {"fetcher": {"base_url": openai_env.base_url, "fetch_urls": True}})
+    url = signed_url(f"http://vmuser:{PASSWORD}@images.example")
+    openai_env.reply = (
+        "Two images."  # not the default echo of the prompt: the model's text is stored as it is
+    )
+    vision_magic.ask(f"secrets: which is bigger, {url} or this?", url, red, display=False)
+    assert cache.export(tmp_path / "rows.jsonl") == 1
+    rows = (tmp_path / "rows.jsonl").read_text()
+    assert "http://***@images.example/cat.png?w=64&token=***" in rows  # the prompt column, redacted
+    assert_no_key(rows, "exported replay rows")
+
+
 # -- notebooks --------------------------------------------------------------------------------------
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -279,3 +443,50 @@ def test_executed_notebooks_contain_no_key(openai_env, path, tmp_path, monkeypat
     for file in tmp_path.rglob("*"):  # whatever the notebook wrote next to itself
         if file.is_file() and file.suffix in (".ipynb", ".json", ".txt", ".md", ".html", ".log", ".csv"):
             assert_no_key(file.read_text(errors="replace"), str(file))
+
+
+def test_saved_notebook_keeps_no_url_password_endpoint_key_or_signed_url(openai_env, red, monkeypatch):
+    """A real kernel, its environment holding every kind of secret (the cells name none of them); the saved
+    notebook shows each error line, redacted."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    server = openai_env
+    port = closed_port()
+    for name, value in {
+        "PYTHONPATH": str(ROOT),
+        "OPENAI_BASE_URL": f"http://vmuser:{PASSWORD}@127.0.0.1:{port}/v1",
+        "MY_SERVER_KEY": SERVER_KEY,
+        "VM_SIGNED_URL": signed_url(f"http://127.0.0.1:{closed_port()}"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    endpoints = {"mine": {"base_url": server.base_url, "api_key_env": "MY_SERVER_KEY"}}
+    sources = [
+        "%load_ext vision_magic\n%config VisionMagic.max_retries = 0",
+        f"%%ask_image {red.name}\nsecrets: notebook unreachable server",
+        "%config VisionMagic",
+        'import os, vision_magic\nvision_magic.ask("secrets: notebook signed URL", os.environ["VM_SIGNED_URL"])',
+        f'%config VisionMagic.base_url = "{server.base_url}"\n%config VisionMagic.endpoints = {endpoints!r}',
+        f"%%ask_image {red.name}\nsecrets: notebook endpoint key echo",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in sources])
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(red.parent)}},
+    )
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if "endpoint key echo" in cell.source:
+                server.add_fault("status", status=401, message=f"Invalid key {SERVER_KEY} for this server")
+            client.execute_cell(cell, index)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert [e["ename"] for e in errors] == ["APIError", "SourceErrors", "APIError"]
+    assert f"Could not reach http://***@127.0.0.1:{port}/v1" in errors[0]["evalue"]
+    assert "cat.png?w=64&token=***&X-Amz-Signature=***&sig=***: downloading" in errors[1]["evalue"]
+    assert "answered 401: Invalid key *** for this server" in errors[2]["evalue"]
+    assert "base_url=<Unicode>" in nbformat.writes(nb)  # the %config listing is in the notebook too
+    assert server.chat_requests[-1].headers.get("authorization") == f"Bearer {SERVER_KEY}"
+    assert_no_key(nbformat.writes(nb), "the saved notebook")

@@ -62,20 +62,63 @@ class APIError(VisionMagicError):
 
 
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+# scheme://userinfo@ : greedy up to the last "@" of the authority, so a password holding "@" goes too
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#\"'<>\\]+@")
+# ?name=value or &name=value (also HTML-escaped &amp;) where the name looks like a credential; the value ends
+# before &, #, whitespace, quotes or brackets, and a final ":,.;!" stays (as in "URL: reason")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:amp;)?)([^=&\s?#\"'<>\\]*(?:key|token|sig|secret|passw|pwd|credential|auth)[^=&\s?#\"'<>\\]*)"
+    r"=[^&\s#\"'<>\\)]+?(?=[:,.;!]?(?:[&\s#\"'<>\\)]|$))",
+    re.IGNORECASE,
+)
+_MIN_SECRET = 6  # shorter values would blank ordinary words; the patterns above still catch them in URLs
+
+_secret_variables = {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
+_secret_values: set[str] = set()
+
+
+def add_secret(value: str = "", variable: str = "") -> None:
+    """Tell :func:`redact` about a secret vision_magic has read: its value, and/or the environment variable
+    that holds it (whose current value is then redacted too). Values shorter than 6 characters are ignored.
+
+    Examples
+    --------
+    >>> add_secret("hunter2-long-password")
+    >>> redact("login with hunter2-long-password")
+    'login with ***'
+    """
+    if variable:
+        _secret_variables.add(variable)
+    if value and len(value) >= _MIN_SECRET:
+        _secret_values.add(value)
 
 
 def redact(text: str) -> str:
-    """Remove anything that looks like an API key, and the configured keys themselves, from ``text``.
+    """Remove every secret vision_magic knows of from ``text``: the values of ``OPENAI_API_KEY``,
+    ``AZURE_OPENAI_API_KEY`` and every variable and value given to :func:`add_secret` (endpoint keys, URL
+    passwords), anything that looks like an API key or bearer token, the user:password part of any URL, and
+    URL query values named like a credential (key, token, sig, signature, secret, password, api-key,
+    access_token, ...; any case).
 
     Examples
     --------
     >>> redact("Incorrect API key provided: sk-proj-abcdefghijklmnop")
     'Incorrect API key provided: sk-***'
+    >>> redact("Could not reach http://me:pa55word@host:8000/v1")
+    'Could not reach http://***@host:8000/v1'
+    >>> redact("https://cdn.example/cat.png?w=100&X-Amz-Signature=abc123&Token=t0k&sig=s1g")
+    'https://cdn.example/cat.png?w=100&X-Amz-Signature=***&Token=***&sig=***'
     """
-    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"):
-        key = os.environ.get(name)
-        if key and len(key) >= 6:
-            text = text.replace(key, "***")
+    secrets = set(_secret_values)
+    for name in tuple(_secret_variables):
+        value = os.environ.get(name, "").strip()
+        if len(value) >= _MIN_SECRET:
+            secrets.add(value)
+    # longest first: a key that contains another goes whole
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _USERINFO.sub(r"\1***@", text)
+    text = _SECRET_QUERY.sub(r"\1\2=***", text)
     return _KEY_PATTERN.sub(lambda m: "Bearer ***" if m.group(0).startswith("Bearer") else "sk-***", text)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import redact
 from ..images.encode import PreparedImage
 
 
@@ -69,7 +70,9 @@ class Answer:
             return f"<Answer dry run: {len(self.images)} image(s), ~{self.estimated_tokens} tokens in>"
         head = self.text[:60] + ("..." if len(self.text) > 60 else "")
         flag = ", incomplete" if self.incomplete else ""
-        return f"<Answer {self.model}, {self.tokens_in} tokens in, {self.tokens_out} out{flag}: {head!r}>"
+        return redact(
+            f"<Answer {self.model}, {self.tokens_in} tokens in, {self.tokens_out} out{flag}: {head!r}>"
+        )
 
     def _repr_markdown_(self) -> str | None:
         # Drawn while it streamed in this same cell run: as the cell's value it would only repeat itself.

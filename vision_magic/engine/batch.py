@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import SourceError, VisionMagicError, one_line
+from ..errors import SourceError, VisionMagicError, one_line, redact
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
 
@@ -197,7 +197,7 @@ _TAIL = ("tokens", "cost", "error", "replayed")
 
 
 def _row(label: str, answer: Answer | None, error: str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"source": label, "answer": None}
+    row: dict[str, Any] = {"source": redact(label), "answer": None}
     if answer is not None and answer.text and not error:
         row["answer"] = answer.text
     data = answer.data if answer is not None else None

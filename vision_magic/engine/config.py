@@ -7,9 +7,12 @@ endpoint names), so it never shows up in ``%config``, reprs or saved notebooks.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default
 from traitlets.config import Configurable
+
+from ..errors import redact
 
 
 class VisionMagic(Configurable):
@@ -67,6 +70,11 @@ class VisionMagic(Configurable):
         help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
         "inline_timeout, webp, max_images}}, see vision_magic.engine.endpoints.Endpoint."
     ).tag(config=True)
+
+    @classmethod
+    def class_get_trait_help(cls, trait: Any, inst: Any = None, helptext: str | None = None) -> str:
+        """A setting's ``%config VisionMagic`` entry, its current value redacted (a password in base_url)."""
+        return redact(super().class_get_trait_help(trait, inst, helptext))
 
     @default("model")
     def _default_model(self) -> str:

@@ -3,7 +3,7 @@
 ``%config VisionMagic.endpoints`` maps a name to settings of one OpenAI-compatible server; the entry whose
 ``base_url`` matches the endpoint in force applies. Without an entry, only api.openai.com (and Azure OpenAI)
 are trusted to fetch ``http(s)`` image URLs; for every other server, vision_magic downloads the image itself
-(size cap, timeout, content-type check) and sends it as base64, the one format every server takes.
+(size cap, total deadline, content-type check) and sends it as base64, the one format every server takes.
 
 Examples
 --------
@@ -17,18 +17,25 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import ConfigError
+from ..errors import ConfigError, add_secret
 from ..images.download import DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT, download
 from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
 
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_MAX_IMAGES = 500  # image inputs per request OpenAI accepts
 NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
+WHERE_KEYS_GO = (
+    "set {} in the environment that starts Jupyter, or load it from a .env file or a keyring "
+    "(not in a notebook cell: the notebook would keep it)"
+)
 
 
 def resolve_base_url(cfg: Any) -> str:
-    """The endpoint in force: ``VisionMagic.base_url``, else ``OPENAI_BASE_URL``, else OpenAI's."""
-    return (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+    """The endpoint in force: ``VisionMagic.base_url``, else ``OPENAI_BASE_URL``, else OpenAI's. A password in
+    it (``http://user:password@host/v1``) is added to what :func:`~vision_magic.errors.redact` removes."""
+    url = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+    add_secret(urlparse(url).password or "")
+    return url
 
 
 def is_openai(base_url: str) -> bool:
@@ -54,7 +61,8 @@ class Endpoint:
     fetch_urls : whether the server downloads ``http(s)`` image URLs itself (default: only OpenAI/Azure).
     detail : whether it honours the image ``detail`` field (False: the field is left out).
     models : its vision models (informational; listed in ``%config``).
-    inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64.
+    inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64 (the timeout is
+        the total time a download may take, in seconds).
     webp : whether it takes WEBP: graphics then go as lossless WEBP when smaller than PNG (default: only
         OpenAI/Azure; some servers, e.g. LM Studio, reject WEBP, and PNG works everywhere).
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
@@ -95,6 +103,8 @@ def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> End
     for name, spec in (configured or {}).items():
         if not isinstance(spec, dict):
             raise ConfigError(f"VisionMagic.endpoints[{name!r}] must be a dict of settings")
+        if isinstance(spec.get("api_key_env"), str):  # every key variable named is redacted, used or not
+            add_secret(variable=spec["api_key_env"])
         if str(spec.get("base_url", "")).rstrip("/") != wanted:
             continue
         unknown = set(spec) - known
@@ -122,22 +132,23 @@ def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
 
 
 def api_key(endpoint: Endpoint) -> str:
-    """The key for ``endpoint``: from its ``api_key_env`` variable (default ``OPENAI_API_KEY``); a
-    placeholder for servers that need none; a one-line :class:`ConfigError` when OpenAI or a configured
-    variable needs one and it is unset."""
+    """The key for ``endpoint``: from its ``api_key_env`` variable (default ``OPENAI_API_KEY``), added to what
+    :func:`~vision_magic.errors.redact` removes; a placeholder for servers that need none; a one-line
+    :class:`ConfigError` when OpenAI or a configured variable needs one and it is unset. The message never
+    suggests setting a key in a cell, where it would be saved with the notebook."""
     key = os.environ.get(endpoint.api_key_env, "").strip()
     if key:
+        add_secret(key, endpoint.api_key_env)
         return key
     if endpoint.api_key_env != "OPENAI_API_KEY":
         raise ConfigError(
-            f"No API key for {endpoint.name or endpoint.base_url}: set {endpoint.api_key_env} "
-            f"(e.g. %env {endpoint.api_key_env}=...)"
+            f"No API key for {endpoint.name or endpoint.base_url}: {WHERE_KEYS_GO.format(endpoint.api_key_env)}"
         )
     if is_openai(endpoint.base_url):
         raise ConfigError(
-            "No API key: set OPENAI_API_KEY (e.g. %env OPENAI_API_KEY=sk-...), or point OPENAI_BASE_URL at a "
-            "local OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); "
-            "--dry-run shows the request without sending"
+            f"No API key: {WHERE_KEYS_GO.format('OPENAI_API_KEY')}; or point OPENAI_BASE_URL at a local "
+            "OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); --dry-run shows the request "
+            "without sending"
         )
     return NO_KEY_PLACEHOLDER
 

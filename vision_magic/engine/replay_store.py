@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, VisionMagicError, one_line
+from ..errors import ConfigError, VisionMagicError, one_line, redact
 
 FILE_NAME = "replay.sqlite3"
 _TRANSPORT_ONLY = ("stream", "stream_options")
@@ -326,7 +326,7 @@ def put(key: str, answer: Any, cfg: Any = None) -> bool:
         answer.text,
         json.dumps(answer.usage) if answer.usage else None,
         answer.finish_reason,
-        answer.prompt,
+        redact(answer.prompt),  # informational only; the key is a hash, so no URL is stored as it is
         len(answer.images),
     )
     return bool(_attempt("write", cfg, lambda conn: _store(conn, row)))

@@ -250,7 +250,7 @@ def _usage(u: Any) -> dict[str, int] | None:
 
 _HINTS = {
     400: "the server refused the request",
-    401: "check OPENAI_API_KEY (and that it belongs to this server)",
+    401: "check the key (OPENAI_API_KEY, or the endpoint's api_key_env) and that it belongs to this server",
     403: "the key may not use this model or endpoint",
     404: "check the model name (-m / %config VisionMagic.model) and OPENAI_BASE_URL",
     408: "try again, or raise %config VisionMagic.timeout",

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..engine.answer import Answer, markdown_math
+from ..errors import redact
 from ..images.encode import PreparedImage, data_url, human_bytes
 from ..images.thumbnail import thumbnail
 
@@ -133,7 +134,8 @@ def _thumbnail_url(img: PreparedImage, side: int = 160) -> str | None:
 
 
 def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
-    """HTML (thumbnails, sizes, bytes, tokens, the elided request) and plain text for a dry run."""
+    """HTML (thumbnails, sizes, bytes, tokens, the elided request) and plain text for a dry run; secrets in
+    image URLs (passwords, signed-URL tokens) redacted."""
     rows_html = []
     rows_text = []
     for img in answer.images:
@@ -150,7 +152,7 @@ def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
                 f"<td>{c}</td>"
                 for c in (
                     cell,
-                    html.escape(img.source),
+                    html.escape(redact(img.source)),
                     html.escape(img.mime or "link"),
                     orig,
                     size,
@@ -163,9 +165,10 @@ def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
             + "</tr>"
         )
         rows_text.append(
-            f"  {img.source}: {img.mime or 'link'} {size} {nbytes} detail={img.detail} tokens={tokens} {notes}".rstrip()
+            f"  {redact(img.source)}: {img.mime or 'link'} {size} {nbytes} detail={img.detail} tokens={tokens} {notes}".rstrip()
         )
-    request = json.dumps(elide_request(answer.request or {}), indent=2, ensure_ascii=False)
+    # what is shown, not what is sent: image URLs lose their passwords and signed-URL tokens
+    request = redact(json.dumps(elide_request(answer.request or {}), indent=2, ensure_ascii=False))
     head = (
         f"Dry run: nothing was sent. {len(answer.images)} image(s), "
         f"about {answer.estimated_tokens} image tokens for {answer.model}."

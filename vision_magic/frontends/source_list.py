@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..engine.session import current
-from ..errors import one_line
+from ..errors import one_line, redact
 from ..images.figures import current_figure, figure_png
 from ..images.thumbnail import thumbnail
 
@@ -121,7 +121,7 @@ class SourceList(widgets.VBox):
                 images = []
             self.images.extend(images)
             remove = widgets.Button(
-                description="✕", tooltip=f"Remove {label}", layout=widgets.Layout(width="2.5em")
+                description="✕", tooltip=f"Remove {redact(label)}", layout=widgets.Layout(width="2.5em")
             )
             remove.on_click(lambda _, i=i: self.remove(i))
             boxes += [_tile(img, label, remove) for img in images or [None]]
@@ -135,7 +135,7 @@ def _tile(img: Any, label: str, remove: widgets.Button) -> widgets.VBox:
         if png
         else widgets.HTML("<i>link</i>" if img is not None else "<i>unusable</i>")
     )
-    name = img.source if img is not None else label
+    name = img.source if img is not None else redact(label)
     tokens = f" · {img.tokens} tok" if img is not None and img.tokens is not None else ""
     caption = widgets.HTML(f"<small>{html.escape(str(name))}{tokens}</small>")
     return widgets.VBox([pic, widgets.HBox([caption, remove])])

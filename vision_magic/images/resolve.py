@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import SourceError, SourceErrors
+from ..errors import SourceError, SourceErrors, redact
 from .encode import (
     ImageOptions,
     PreparedImage,
@@ -74,7 +74,7 @@ def prepare_sources(
     out: list[PreparedImage] = []
     errors: list[SourceError] = []
     for i, (src, name) in enumerate(zip(sources, names, strict=False)):
-        label = name or _default_label(src, i)
+        label = redact(name or _default_label(src, i))  # a label is shown, never sent: no secrets in it
         for item in _expand(src, label, base_dir, errors):
             try:
                 out.append(_prepare_one(item[0], item[1], options, link_handler))
