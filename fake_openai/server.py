@@ -102,7 +102,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
+        self._conns: dict[socket.socket, tuple] = {}  # open connection -> the client's (host, port)
         self._wake = threading.Event()
         self.requests: list[RecordedRequest] = []
         self.schema_errors: list[tuple[str, list[str]]] = []
@@ -234,12 +234,19 @@ class OpenAIServer:
         if thread is not None:
             thread.join(timeout=2)
 
-    def _track(self, conn: socket.socket, add: bool) -> None:
+    def _track(self, conn: socket.socket, add: bool, client: tuple = ()) -> None:
         with self._lock:
             if add:
-                self._conns.add(conn)
+                self._conns[conn] = client
             else:
-                self._conns.discard(conn)
+                self._conns.pop(conn, None)
+
+    @property
+    def open_clients(self) -> set[tuple]:
+        """The ``(host, port)`` of every client connection open now (idle keep-alive ones included); compare
+        with ``RecordedRequest.client`` to see whether a client closed its connections."""
+        with self._lock:
+            return set(self._conns.values())
 
     def __enter__(self) -> OpenAIServer:
         return self.start()

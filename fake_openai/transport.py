@@ -67,7 +67,7 @@ class HTTPConnection(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.server.owner._track(self.connection, True)
+        self.server.owner._track(self.connection, True, tuple(self.client_address[:2]))
 
     def finish(self):
         try:
@@ -123,6 +123,8 @@ class HTTPConnection(BaseHTTPRequestHandler):
     # -- reading ---------------------------------------------------------------------------------
 
     def read_body(self) -> bytes:
+        """The request body; ``Abort`` when the client closes the connection before sending all of it (a
+        cancelled request): like a real server, the cut-off request is then neither recorded nor answered."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             data = bytearray()
             while True:
@@ -131,10 +133,16 @@ class HTTPConnection(BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return bytes(data)
-                data += self.rfile.read(size)
+                data += self._read_exactly(size)
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self._read_exactly(length) if length > 0 else b""
+
+    def _read_exactly(self, n: int) -> bytes:
+        data = self.rfile.read(n)
+        if len(data) < n:
+            raise Abort
+        return data
 
     # -- writing ---------------------------------------------------------------------------------
 

@@ -35,6 +35,22 @@ def _isolated(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def replay_cache(tmp_path, monkeypatch):
+    """The replay cache on, in a fresh file of this test's; the last batch table forgotten afterwards."""
+    from vision_magic import cache
+    from vision_magic.engine.session import current, settings
+
+    monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = settings()
+    saved = (cfg.cache, cfg.cache_path)
+    cfg.cache, cfg.cache_path = True, ""
+    yield
+    cfg.cache, cfg.cache_path = saved
+    cache.close()
+    current().last_table = None
+
+
+@pytest.fixture
 def shell(monkeypatch):
     """A real IPython InteractiveShell with vision_magic loaded; displays captured in ``shell.displays``;
     ``%config VisionMagic`` settings restored afterwards."""

@@ -13,24 +13,14 @@ from PIL import Image
 from pydantic import BaseModel
 
 import vision_magic
-from vision_magic import cache
 from vision_magic.engine.batch import expand_sources
 from vision_magic.engine.send import retry_delay
-from vision_magic.engine.session import settings
 
 FAST = {"Retry-After": "0.01"}
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = settings()
-    saved = (cfg.cache, cfg.cache_path)
-    cfg.cache, cfg.cache_path = True, ""
-    yield
-    cfg.cache, cfg.cache_path = saved
-    cache.close()
+pytestmark = pytest.mark.usefixtures("replay_cache")
 
 
 @pytest.fixture

@@ -649,3 +649,21 @@ def test_vendored_schema_matches_shared():
     assert mismatch == [] and errors == []
     if "VISION_MAGIC_SCHEMA_DIR" not in os.environ:
         assert find_schema_dir() == SHARED_SCHEMA_DIR
+
+
+def test_a_request_cut_off_by_the_client_is_not_recorded(server):
+    """A client that closes the connection mid-body (a cancelled request) sent no request: nothing is
+    recorded or validated, and the server goes on serving."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"model": "gpt-4o", '
+        )
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b"", "the server answered a cut-off request"
+    assert server.requests == [] and server.schema_errors == []
+    body = {"model": "gpt-4o", "messages": user("Still there?", data_url())}
+    status, _, _ = raw_request(server, "POST", "/v1/chat/completions", json.dumps(body).encode())
+    assert status == 200 and len(server.chat_requests) == 1

@@ -313,57 +313,28 @@ def test_stop_button_in_a_real_kernel(openai_env, tmp_path):
     """SIGINT to a real ipykernel mid-stream (what the notebook's stop button does): the cell ends with one
     line, the partial answer stays displayed and marked, and the kernel keeps working."""
     import os
-    import queue
-    import time
-    from pathlib import Path
 
-    from jupyter_client.manager import start_new_kernel
+    from kernel_helpers import Kernel, errors_of
 
     server = openai_env
     server.reply = REPLY * 5
     server.chunk_size = 4
     server.chunk_delay = 0.05  # ~10 s of streaming: the interrupt lands mid-stream
     Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "blue.png")
-    root = Path(__file__).resolve().parent.parent
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": server.base_url,
-        "OPENAI_API_KEY": os.environ["OPENAI_API_KEY"],
-        "PYTHONPATH": str(root),
-    }
-    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
-    try:
-
-        def run(code: str, on_msg=None, timeout: float = 60) -> list[dict]:
-            msg_id = kc.execute(code)
-            msgs = []
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    msg = kc.get_iopub_msg(timeout=1)
-                except queue.Empty:
-                    continue
-                if msg["parent_header"].get("msg_id") != msg_id:
-                    continue
-                msgs.append(msg)
-                if on_msg:
-                    on_msg(msg)
-                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                    return msgs
-            raise AssertionError(f"no idle within {timeout}s: {[m['msg_type'] for m in msgs]}")
-
-        run("%load_ext vision_magic\n%config VisionMagic.render_interval = 0.0")
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]}
+    with Kernel(tmp_path, env) as kernel:
+        kernel.run("%load_ext vision_magic\n%config VisionMagic.render_interval = 0.0")
         interrupted = []
 
         def interrupt_once_text_arrived(msg):
             data = msg["content"].get("data", {})
             if not interrupted and REPLY[:8] in data.get("text/plain", ""):
                 interrupted.append(True)
-                km.interrupt_kernel()
+                kernel.interrupt()
 
-        msgs = run("%%ask_image blue.png\nfaults: kernel stop button", interrupt_once_text_arrived)
+        msgs = kernel.run("%%ask_image blue.png\nfaults: kernel stop button", interrupt_once_text_arrived)
         assert interrupted
-        errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+        errors = errors_of(msgs)
         assert len(errors) == 1 and errors[0]["ename"] == "VisionMagicError"
         assert len(errors[0]["traceback"]) == 1 and "Interrupted" in errors[0]["traceback"][0]
         shown = [
@@ -372,12 +343,8 @@ def test_stop_button_in_a_real_kernel(openai_env, tmp_path):
         final = shown[-1]["text/plain"]
         assert final.startswith(REPLY[:8]) and "interrupted" in final
         assert len(final) < len(REPLY * 5)
-        msgs = run(
+        out = kernel.printed(
             "import vision_magic; a = vision_magic.last_answer; print(a.incomplete, a.error, len(a.text))"
         )
-        [out] = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
         incomplete, error, n = out.split()
         assert incomplete == "True" and error == "interrupted" and 8 <= int(n) < len(REPLY * 5)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)

@@ -35,6 +35,7 @@ __all__ = [
     "content_parts",
     "estimate",
     "last_answer",
+    "last_table",
     "load_ipython_extension",
     "settings",
     "unload_ipython_extension",
@@ -47,6 +48,7 @@ _LAZY = {
     "PreparedImage": "images.encode",
     "SourceError": "errors",
     "SourceErrors": "errors",
+    "BatchInterrupted": "errors",
     "VisionMagicError": "errors",
     "APIError": "errors",
     "ConfigError": "errors",
@@ -85,8 +87,8 @@ def __getattr__(name: str) -> Any:
 
     if name == "cache":  # the replay store: vision_magic.cache.stats(), .clear(), .export(), .load()
         return importlib.import_module(".engine.replay_store", __name__)
-    if name == "last_answer":
-        return importlib.import_module(".engine.session", __name__).current().last_answer
+    if name in ("last_answer", "last_table"):
+        return getattr(importlib.import_module(".engine.session", __name__).current(), name)
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'vision_magic' has no attribute {name!r}")

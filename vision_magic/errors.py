@@ -61,6 +61,43 @@ class APIError(VisionMagicError):
         super().__init__(message)
 
 
+class BatchInterrupted(VisionMagicError):
+    """A batch was stopped (the stop button, Ctrl-C): nothing more is sent, and ``table`` holds every row,
+    the unfinished ones with the error ``"not run: interrupted"``.
+
+    Examples
+    --------
+    >>> str(BatchInterrupted(None, answered=37, total=120))  # doctest: +NORMALIZE_WHITESPACE
+    'Interrupted: 37 of 120 images answered (the table so far is in vision_magic.last_table); re-run to ask
+    only about the other 83 (answered ones are replayed from the cache)'
+    """
+
+    def __init__(
+        self,
+        table: object,
+        answered: int,
+        total: int,
+        kept_in: str = "vision_magic.last_table",
+        resumable: bool = True,
+    ) -> None:
+        self.table, self.answered, self.total, self.resumable = table, answered, total, resumable
+        if resumable:
+            rest = total - answered
+            rerun = f"re-run to ask only about the other {rest} (answered ones are replayed from the cache)"
+        else:
+            rerun = (
+                f"re-running asks about all {total} again (cache=False or refresh=True: nothing is replayed)"
+            )
+        super().__init__(
+            f"Interrupted: {answered} of {total} images answered (the table so far is in {kept_in}); {rerun}"
+        )
+
+    def kept_also_in(self, name: str) -> BatchInterrupted:
+        """The same error, naming one more place the table was put (the magic's ``--out NAME``)."""
+        where = f"vision_magic.last_table and {name}"
+        return BatchInterrupted(self.table, self.answered, self.total, where, self.resumable)
+
+
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 # scheme://userinfo@ : greedy up to the last "@" of the authority, so a password holding "@" goes too
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#\"'<>\\]+@")

@@ -9,7 +9,7 @@ Modules, in the order a question passes them
 --------------------------------------------
 options       :class:`AskOptions`, the one options object every front end builds.
 config        the ``VisionMagic`` traitlets configurable (``%config`` defaults).
-session       what one kernel remembers: settings, last answer, last image shown, chats, the view factory.
+session       what one kernel remembers: settings, last answer and table, last image shown, chats, view factory.
 endpoints     per-server facts (Endpoint table), base URL, API key lookup, the openai client.
 question      :func:`build_question`: options + sources + endpoint -> prepared images and request body.
 wire          the Chat Completions request body.

@@ -3,19 +3,22 @@
 asyncio over ``openai.AsyncOpenAI`` with at most ``concurrency`` requests in flight; 429, 408 and 5xx
 answers and dropped connections are retried with exponential backoff that honours ``Retry-After``; a failed
 item records its error in its row and never aborts the batch; items already in the replay cache are not sent,
-so re-running after a crash finishes only what is missing.
+so re-running after a crash finishes only what is missing. An interrupt (the stop button, Ctrl-C) cancels the
+requests in flight within a moment and keeps the finished rows (:class:`Batch`, :func:`ask_many`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import SourceError, VisionMagicError, one_line, redact
+from ..errors import BatchInterrupted, SourceError, VisionMagicError, one_line, redact
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
 
@@ -75,81 +78,233 @@ def _is_image(obj: Any) -> bool:
     return source_kind(obj) is not None
 
 
-@with_option_keywords
-async def ask_many_async(
-    prompt: str,
-    sources: Any,
-    *,
-    concurrency: int = 8,
-    retries: int = 6,
-    progress: bool = True,
-    **options: Any,
-) -> Any:
-    """The coroutine behind :func:`ask_many` (await it from async code).
+NOT_RUN = "not run: interrupted"
+WIND_DOWN = 2.0  # seconds an interrupted batch gets to cancel its requests and close its clients
+
+
+class Batch:
+    """One batch: its items, what is known of each so far, and its table, complete or partial.
+
+    An item's answer or error is recorded the moment it is finished (a sent answer is also stored in the
+    replay cache then), so an interrupted batch keeps every finished row and re-running it sends only the rest.
+    """
+
+    @with_option_keywords
+    def __init__(
+        self,
+        prompt: str,
+        sources: Any,
+        *,
+        concurrency: int = 8,
+        retries: int = 6,
+        progress: bool = True,
+        **options: Any,
+    ) -> None:
+        import pandas  # noqa: F401 - now (~1 s the first time), not when an interrupt needs the table
+
+        opts = AskOptions.from_kwargs(**options).replace(stream=False)
+        if opts.dry_run:
+            raise VisionMagicError(
+                "ask_many sends nothing in a dry run: use estimate(...) (or --cost) instead"
+            )
+        if concurrency < 1:
+            raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
+        self.prompt, self.opts = prompt, opts
+        self.concurrency, self.retries, self.progress = concurrency, retries, progress
+        self.items = expand_sources(sources)
+        self.answers: list[Answer | None] = [None] * len(self.items)
+        self.errors: list[str | None] = [None] * len(self.items)
+        self.finished: list[bool] = [False] * len(self.items)
+
+    async def run(self) -> Any:
+        """Ask about every item, at most ``concurrency`` at a time; the table, also kept as the session's
+        ``last_table``. Cancelled, it cancels the requests in flight, sends nothing more, closes its progress
+        bar and clients, and still keeps the partial table."""
+        from .session import current
+
+        cfg = current().settings
+        semaphore = asyncio.Semaphore(self.concurrency)
+        clients = _Clients(cfg)
+        bar = _progress_bar(len(self.items), self.progress)
+
+        async def one(i: int, label: str, src: Any) -> None:
+            async with semaphore:
+                try:
+                    await self._ask(i, label, src, cfg, clients)
+                except Exception as e:  # one bad item never aborts the batch
+                    self.errors[i] = one_line(e)
+                self.finished[i] = True
+                bar.update(1)
+
+        tasks = [asyncio.ensure_future(one(i, label, src)) for i, (label, src) in enumerate(self.items)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            pending = [t for t in tasks if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            table = current().last_table = self.table()
+            bar.close()
+            await clients.close()
+        return table
+
+    async def _ask(self, i: int, label: str, src: Any, cfg: Any, clients: _Clients) -> None:
+        from .finish import finish, new_answer, replay, store_key
+        from .question import build_question
+        from .send import Budget, send_with_retries
+
+        if isinstance(src, SourceError):
+            raise src
+        q = await asyncio.to_thread(  # decoding and resizing stay off the event loop
+            build_question, self.prompt, [src], self.opts, labels=[label], cfg=cfg
+        )
+        answer = self.answers[i] = new_answer(q)
+        key = store_key(q)
+        if replay(q, answer, key):
+            return
+        budget = Budget.from_settings(cfg, retries=self.retries)
+        await send_with_retries(await clients.get(q), q.body, answer, budget)
+        finish(q, answer, key)
+
+    def table(self) -> Any:
+        """One row per item, in input order; an unfinished item has the error ``"not run: interrupted"``."""
+        import pandas as pd
+
+        rows = [
+            _row(label, self.answers[i], self.errors[i]) if self.finished[i] else _row(label, None, NOT_RUN)
+            for i, (label, _src) in enumerate(self.items)
+        ]
+        columns = ["source", "answer"]
+        for row in rows:
+            columns += [k for k in row if k not in columns and k not in _TAIL]
+        return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+
+    def run_blocking(self) -> Any:
+        """Run the batch from synchronous code; its table. Inside Jupyter (the kernel's loop is running) the
+        batch runs on its own loop in a worker thread. An interrupt (the stop button, Ctrl-C) cancels it and
+        raises :class:`~vision_magic.errors.BatchInterrupted`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # 3.11+: Ctrl-C cancels the batch's task; 3.10: it stops the loop and asyncio.run cancels the rest.
+            run = asyncio.run
+        else:
+            run = _run_on_worker_thread
+        try:
+            return run(self.run())
+        except KeyboardInterrupt:
+            raise self.interrupted() from None
+
+    def interrupted(self) -> BatchInterrupted:
+        """The error of an interrupted batch, holding the partial table (also kept as ``last_table``)."""
+        from .session import current
+
+        session = current()
+        table = session.last_table = self.table()
+        cache = self.opts.cache if self.opts.cache is not None else session.settings.cache
+        answered = int(table["error"].isna().sum())
+        return BatchInterrupted(
+            table, answered, len(self.items), resumable=bool(cache and not self.opts.refresh)
+        )
+
+
+class _Clients:
+    """The batch's one async client, made on the first miss (a fully cached batch needs no key)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self._cfg = cfg
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, q: Any) -> Any:
+        from .endpoints import make_client
+
+        async with self._lock:
+            if self._client is None:
+                self._client = make_client(self._cfg, q.endpoint, asynchronous=True, max_retries=0)
+            return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+class _LoopThread:
+    """Runs one coroutine on a new event loop in a daemon thread; :meth:`cancel` works from any thread."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+        self._settled = threading.Event()
+        self._outcome: tuple[bool, Any] = (False, RuntimeError("the batch's thread ended without a result"))
+        threading.Thread(target=self._thread, name="vision_magic-batch", daemon=True).start()
+
+    def _thread(self) -> None:
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._settled.set()
+
+    async def _main(self) -> None:
+        with self._lock:
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+            if self._cancelled:
+                self._task.cancel()
+        try:
+            self._outcome = (True, await self._coro)
+        except BaseException as e:  # noqa: BLE001 - handed over to the waiting thread
+            self._outcome = (False, e)
+        finally:
+            self._settled.set()
+
+    def wait(self) -> Any:
+        """The coroutine's result (or exception), waited for in slices that a KeyboardInterrupt can break."""
+        while not self._settled.wait(0.1):
+            pass
+        ok, value = self._outcome
+        if ok:
+            return value
+        raise value
+
+    def cancel(self, wind_down: float = WIND_DOWN) -> None:
+        """Cancel the coroutine, then give it up to ``wind_down`` seconds to finish cancelling."""
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nothing is left to cancel
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+        with contextlib.suppress(KeyboardInterrupt):  # a second press ends this wait, not the clean-up
+            self._settled.wait(wind_down)
+
+
+def _run_on_worker_thread(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` on its own loop in a worker thread while this thread waits; a KeyboardInterrupt here (the
+    kernel's stop button) cancels it at once, instead of waiting for every request to be sent."""
+    worker = _LoopThread(coro)
+    try:
+        return worker.wait()
+    except KeyboardInterrupt:
+        worker.cancel()
+        raise
+
+
+async def ask_many_async(prompt: str, sources: Any, **kwargs: Any) -> Any:
+    """The coroutine behind :func:`ask_many` (await it from async code). Cancelling it cancels the requests in
+    flight; the rows finished so far are kept in ``vision_magic.last_table``.
 
     Examples
     --------
     >>> df = await vision_magic.engine.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
     """
-    import pandas as pd
+    return await Batch(prompt, sources, **kwargs).run()
 
-    from .endpoints import make_client
-    from .finish import finish, new_answer, replay, store_key
-    from .question import build_question
-    from .send import Budget, send_with_retries
-    from .session import current
 
-    opts = AskOptions.from_kwargs(**options).replace(stream=False)
-    if opts.dry_run:
-        raise VisionMagicError("ask_many sends nothing in a dry run: use estimate(...) (or --cost) instead")
-    if concurrency < 1:
-        raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
-    cfg = current().settings
-    items = expand_sources(sources)
-    answers: list[Answer | None] = [None] * len(items)
-    errors: list[str | None] = [None] * len(items)
-    semaphore = asyncio.Semaphore(concurrency)
-    clients: list[Any] = []
-    client_lock = asyncio.Lock()
-    bar = _progress_bar(len(items), progress)
-
-    async def client_for(q: Any) -> Any:
-        async with client_lock:  # made on the first miss: a fully cached batch needs no key
-            if not clients:
-                clients.append(make_client(cfg, q.endpoint, asynchronous=True, max_retries=0))
-            return clients[0]
-
-    async def one(i: int, label: str, src: Any) -> None:
-        async with semaphore:
-            try:
-                if isinstance(src, SourceError):
-                    raise src
-                q = await asyncio.to_thread(  # decoding and resizing stay off the event loop
-                    build_question, prompt, [src], opts, labels=[label], cfg=cfg
-                )
-                answer = answers[i] = new_answer(q)
-                key = store_key(q)
-                if replay(q, answer, key):
-                    return
-                budget = Budget.from_settings(cfg, retries=retries)
-                await send_with_retries(await client_for(q), q.body, answer, budget)
-                finish(q, answer, key)
-            except Exception as e:  # one bad item never aborts the batch
-                errors[i] = one_line(e)
-            finally:
-                bar.update(1)
-
-    try:
-        await asyncio.gather(*(one(i, label, src) for i, (label, src) in enumerate(items)))
-    finally:
-        bar.close()
-        for c in clients:
-            await c.close()
-    rows = [_row(label, answers[i], errors[i]) for i, (label, _src) in enumerate(items)]
-    columns = ["source", "answer"]
-    for row in rows:
-        columns += [k for k in row if k not in columns and k not in _TAIL]
-    return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+ask_many_async.__signature__ = inspect.signature(Batch).replace(return_annotation="pandas.DataFrame")  # type: ignore[attr-defined]
 
 
 def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
@@ -171,26 +326,23 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     Returns
     -------
     pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
-    item has its one-line ``error`` and no answer.
+    item has its one-line ``error`` and no answer. ``vision_magic.last_table`` holds it too.
+
+    Raises
+    ------
+    BatchInterrupted : on an interrupt (the stop button, Ctrl-C): the requests in flight are cancelled and
+        nothing more is sent; ``.table`` (and ``vision_magic.last_table``) holds the finished rows, the others
+        with the error ``"not run: interrupted"``. Re-running sends only those: finished answers are replayed.
 
     Examples
     --------
     >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
     >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
     """
-    coro = ask_many_async(prompt, sources, **kwargs)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Inside Jupyter the kernel's loop is already running: run the batch on its own loop in a worker thread.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="vision_magic-batch") as pool:
-        return pool.submit(asyncio.run, coro).result()
+    return Batch(prompt, sources, **kwargs).run_blocking()
 
 
-ask_many.__signature__ = inspect.signature(ask_many_async)  # type: ignore[attr-defined]
+ask_many.__signature__ = ask_many_async.__signature__  # type: ignore[attr-defined]
 
 
 _TAIL = ("tokens", "cost", "error", "replayed")

@@ -6,8 +6,8 @@ settings and a view factory (how answers are drawn); front ends feed it the last
 Examples
 --------
 >>> s = Session()
->>> s.settings.model == VisionMagic().model, s.last_answer, s.chats
-(True, None, {})
+>>> s.settings.model == VisionMagic().model, s.last_answer, s.last_table, s.chats
+(True, None, None, {})
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Session:
-    """Settings in force, the last answer, the last image shown, the conversation threads, and how to draw.
+    """Settings in force, the last answer and batch table, the last image shown, the threads, and how to draw.
 
     Attributes
     ----------
     settings : the ``VisionMagic`` configurable (``%config VisionMagic.*``).
     last_answer : the most recent :class:`Answer` of ``ask``, the magic or the panel (``vision_magic.last_answer``).
+    last_table : the most recent table of ``ask_many`` or ``--each``, complete or, after an interrupt,
+        partial (``vision_magic.last_table``).
     last_shown : ``(description, encoded bytes)`` of the newest image the notebook displayed, or None.
     chats : conversation threads by name (``%%ask_image --chat NAME``, :func:`vision_magic.chat`).
     cell_runs : how many cells the shell has run (counted by the extension; a front end tells "this cell"
@@ -41,6 +43,7 @@ class Session:
 
     settings: VisionMagic = field(default_factory=VisionMagic)
     last_answer: Answer | None = None
+    last_table: Any = None  # a pandas DataFrame
     last_shown: tuple[str, bytes] | None = None
     chats: dict[str, Any] = field(default_factory=dict)  # name -> vision_magic.engine.chat.Chat
     make_view: Callable[[], AnswerView] | None = None

@@ -11,7 +11,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 
 from ..engine.config import VisionMagic
 from ..engine.options import AskOptions
-from ..errors import SourceError, VisionMagicError
+from ..errors import BatchInterrupted, SourceError, VisionMagicError
 from ..images.resolve import BadSource
 from .magic_arguments import ask_image_arguments, options_from_args, read_line
 
@@ -123,9 +123,7 @@ def run_question(args: Any, cell: str, sources: list[Any], options: AskOptions) 
     except KeyboardInterrupt:
         # The stop button: the partial answer stays on screen (marked) and in last_answer; one line, no trace.
         if args.out and session.last_answer is not None:
-            import IPython
-
-            IPython.get_ipython().user_ns[args.out] = session.last_answer
+            _keep_in(args.out, session.last_answer)
         raise VisionMagicError(
             "Interrupted: the partial answer is kept in vision_magic.last_answer."
         ) from None
@@ -141,14 +139,27 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
         raise VisionMagicError("--each cannot be combined with --continue, --chat, --new or --dry-run")
     if not sources:
         raise VisionMagicError("--each needs sources, e.g. %%ask_image --each images/*.png")
-    table = ask_many(
-        cell.strip() or "Describe this image.",
-        sources[0] if len(sources) == 1 else sources,
-        concurrency=args.concurrency,
-        **options.given(),
-    )
+    try:
+        table = ask_many(
+            cell.strip() or "Describe this image.",
+            sources[0] if len(sources) == 1 else sources,
+            concurrency=args.concurrency,
+            **options.given(),
+        )
+    except BatchInterrupted as e:  # the stop button: the partial table goes to --out too; one line, no trace
+        if not args.out:
+            raise
+        _keep_in(args.out, e.table)
+        raise e.kept_also_in(args.out) from None
     display(table)
     return table
+
+
+def _keep_in(name: str, value: Any) -> None:
+    """Put what a run ended with early into the notebook variable ``name`` (``--out NAME``)."""
+    import IPython
+
+    IPython.get_ipython().user_ns[name] = value
 
 
 def run_cost(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
