@@ -48,6 +48,8 @@ STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --d
 def probe(tree: Path, image: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg"}
     env.pop("OPENAI_API_KEY", None)
+    # as installed: the warm-up writes .pyc files, the timed runs use them
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as cache:
         env["VISION_MAGIC_CACHE_DIR"] = cache
         out = subprocess.run(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..images.profiles import cost
-from . import replay_store
 from .answer import Answer
 
 if TYPE_CHECKING:
@@ -20,6 +19,8 @@ def store_key(q: Question) -> str | None:
     """The replay-store key of ``q``, or None when the store is off for it (``cache=False``)."""
     if not q.options.cache:
         return None
+    from . import replay_store  # sqlite3 is imported by the first question that uses the store
+
     return replay_store.request_key(q.body, q.base_url)
 
 
@@ -34,6 +35,8 @@ def replay(q: Question, answer: Answer, key: str | None) -> bool:
     """Fill ``answer`` from the store when ``key`` holds one (marked replayed, then finished); else False."""
     if key is None or q.options.refresh:
         return False
+    from . import replay_store
+
     hit = replay_store.get(key, q.cfg)
     if hit is None:
         return False
@@ -70,5 +73,7 @@ def finish(q: Question, answer: Answer, key: str | None = None) -> Answer:
         except ValueError as e:
             answer.error = str(e)
     if key is not None and not answer.replayed:
+        from . import replay_store
+
         replay_store.put(key, answer, q.cfg)
     return answer

@@ -6,14 +6,12 @@ Runs a request (streaming or not, or many concurrently with retries) and turns e
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import APIError, redact
@@ -326,6 +324,8 @@ def retry_delay(headers: Any, attempt: int) -> float:
             return min(max(float(value), 0.0), MAX_DELAY)
         except ValueError:
             try:
+                from email.utils import parsedate_to_datetime
+
                 return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_DELAY)
             except (TypeError, ValueError):
                 pass
@@ -336,6 +336,8 @@ def retry_delay(headers: Any, attempt: int) -> float:
 async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, budget: Budget) -> Answer:
     """Send one non-streaming request with ``budget``'s retries and deadline; fill ``answer``; raise
     :class:`APIError` (the same policy as :func:`run`)."""
+    import asyncio
+
     base_url = str(client.base_url).rstrip("/")
     attempt = 0
     while True:

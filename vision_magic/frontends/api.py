@@ -14,14 +14,14 @@ from ..engine.answer import Answer
 from ..engine.chat import DEFAULT, Chat
 from ..engine.chat import chat as engine_chat
 from ..engine.session import current
-from .render import NotebookView
+from .extension import notebook_view
 
 
 def use_notebook_views() -> None:
     """Draw answers into the notebook unless a front end already chose how."""
     session = current()
     if session.make_view is None:
-        session.make_view = NotebookView
+        session.make_view = notebook_view
 
 
 @functools.wraps(run.ask)

@@ -8,7 +8,6 @@ from ..engine.config import VisionMagic
 from ..engine.session import current
 from ..errors import VisionMagicError
 from . import output_capture
-from .render import NotebookView
 
 
 def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
@@ -18,6 +17,14 @@ def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offse
     # (in a kernel this sends the error message, so the notebook shows the line and stops "Run all").
     shell._showtraceback(etype, value, [line])
     return [line]
+
+
+def notebook_view() -> Any:
+    """A new :class:`~vision_magic.frontends.render.NotebookView` (render is imported on the first answer, so
+    ``%load_ext`` stays cheap)."""
+    from .render import NotebookView
+
+    return NotebookView()
 
 
 def _count_cell_run(*_: Any) -> None:
@@ -34,7 +41,7 @@ def load(shell: Any) -> None:
         shell.configurables.append(cfg)
     session = current()
     session.settings = cfg
-    session.make_view = NotebookView
+    session.make_view = notebook_view
     shell.register_magics(AskImageMagics(shell, cfg))
     output_capture.install(shell)
     shell.set_custom_exc((VisionMagicError,), _show_error)
@@ -53,5 +60,5 @@ def unload(shell: Any) -> None:
     if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):
         shell.set_custom_exc((), None)
     session = current()
-    if session.make_view is NotebookView:
+    if session.make_view is notebook_view:
         session.make_view = None

@@ -12,7 +12,6 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from ..engine.config import VisionMagic
 from ..engine.options import AskOptions
 from ..errors import BatchInterrupted, SourceError, VisionMagicError
-from ..images.resolve import BadSource
 from .magic_arguments import ask_image_arguments, options_from_args, read_line
 
 # Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
@@ -106,6 +105,8 @@ class AskImageMagics(Magics):
         try:
             return resolve_token(token, self.shell.user_ns)
         except SourceError as e:
+            from ..images.resolve import BadSource
+
             return BadSource(e)  # reported with every other bad source, before anything is sent
 
 

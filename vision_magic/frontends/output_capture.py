@@ -59,14 +59,15 @@ def install(shell: Any) -> None:
     """Wrap ``shell``'s display publisher and display hook to feed :func:`remember` (once per shell; a
     second install after :func:`uninstall` switches the same wrappers back on)."""
     capture = _captures.get(shell)
-    if capture is not None:
-        capture.enabled = True
-        return
-    capture = _captures[shell] = _Capture()
+    if capture is None:
+        capture = _captures[shell] = _Capture()
+    capture.enabled = True
     for owner_name, method, where in _TARGETS:
         owner = getattr(shell, owner_name, None)
         if owner is None or not hasattr(owner, method):
             continue
+        if any(o is owner and m == method for o, m, *_ in capture.wrapped):
+            continue  # still wrapped (switched back on above)
         original = getattr(owner, method)
 
         def wrapper(
