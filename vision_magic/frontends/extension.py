@@ -8,6 +8,7 @@ from ..engine.config import VisionMagic
 from ..engine.session import current
 from ..errors import VisionMagicError
 from . import output_capture
+from .line_magic import keep_question
 
 
 def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
@@ -45,6 +46,8 @@ def load(shell: Any) -> None:
     shell.register_magics(AskImageMagics(shell, cfg))
     output_capture.install(shell)
     shell.set_custom_exc((VisionMagicError,), _show_error)
+    if keep_question not in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.append(keep_question)
     if _count_cell_run not in shell.events.callbacks["pre_run_cell"]:
         shell.events.register("pre_run_cell", _count_cell_run)
 
@@ -53,8 +56,11 @@ def unload(shell: Any) -> None:
     """Undo :func:`load`: the magic, the output capture, the error printer and the notebook view are gone."""
     manager = shell.magics_manager
     manager.magics["cell"].pop("ask_image", None)
+    manager.magics["line"].pop("ask_image", None)
     manager.registry.pop("AskImageMagics", None)
     output_capture.uninstall(shell)
+    if keep_question in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(keep_question)
     if _count_cell_run in shell.events.callbacks["pre_run_cell"]:
         shell.events.unregister("pre_run_cell", _count_cell_run)
     if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):

@@ -1,4 +1,4 @@
-"""``%%ask_image``: a thin IPython adapter: the line becomes options, then one of three runs."""
+"""``%%ask_image`` and ``%ask_image``: a thin IPython adapter: the line becomes options, then one of three runs."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..engine.config import VisionMagic
 from ..engine.options import AskOptions
 from ..errors import BatchInterrupted, SourceError, VisionMagicError
-from .magic_arguments import ask_image_arguments, options_from_args, read_line
+from .line_magic import looks_like_source, split_line
+from .magic_arguments import FLAGS_WITH_VALUES, ask_image_arguments, options_from_args, read_line
 
 # Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
 _SUBSCRIPT = r"\[\s*(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z_]\w*)\s*\]"
@@ -55,11 +56,16 @@ class AskImageMagics(Magics):
         self.cfg = cfg
 
     @ask_image_arguments
-    @cell_magic
-    def ask_image(self, line: str, cell: str) -> None:
-        """Ask a vision model about images; the cell body is the question.
+    @line_cell_magic
+    def ask_image(self, line: str, cell: str | None = None) -> None:
+        """Ask a vision model about images: the cell body is the question, or, as a line magic, the words
+        after the sources (``--`` ends the sources when a word of the question could be read as one).
 
         Examples::
+
+            %ask_image @-1 What is the trend here?
+
+            %ask_image fig -m gpt-4o-mini -- Is fig a bar chart?
 
             %%ask_image photo.jpg
             What is in this photo?
@@ -94,12 +100,17 @@ class AskImageMagics(Magics):
         Re-running an identical question replays the stored answer (``--refresh`` asks again, ``--no-cache``
         bypasses; ``vision_magic.cache.stats()``); ``vision_magic.chat(NAME)`` holds a thread's turns.
         """
+        if cell is None:  # %ask_image SOURCES... QUESTION
+            line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source)
         args = read_line(self.ask_image, line)
         sources = [self._resolve(token) for token in args.sources]
         run = run_cost if args.cost else run_each if args.each else run_question
         result = run(args, cell, sources, options_from_args(args))
         if args.out:
             self.shell.user_ns[args.out] = result
+
+    def _is_source(self, token: str) -> bool:
+        return looks_like_source(token, self.shell.user_ns, lambda t: resolve_token(t, self.shell.user_ns))
 
     def _resolve(self, token: str) -> Any:
         try:

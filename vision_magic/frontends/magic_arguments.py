@@ -71,6 +71,16 @@ _ARGUMENTS = [
 ]
 
 
+# flags followed by a value (``-m gpt-4o``): how the one-line magic tells a flag's value from the question
+FLAGS_WITH_VALUES = frozenset(
+    name
+    for deco in _ARGUMENTS
+    if deco.kwds.get("action") not in ("store_true", "store_false")
+    for name in deco.args
+    if name.startswith("-")
+)
+
+
 def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate the magic method with every flag (its ``%%ask_image?`` help is built from them)."""
     for deco in reversed(_ARGUMENTS):
