@@ -8,6 +8,7 @@ Modules
 extension        ``%load_ext`` / ``%unload_ext``: registers and undoes the magic, capture and error printer.
 magic            ``%%ask_image``: the line becomes options, then one of three runs (question, each, cost).
 magic_arguments  the magic's flags and how they become :class:`~vision_magic.engine.options.AskOptions`.
+line_magic       the one-line ``%ask_image``: where the sources end and the question begins; keeping its ``?``.
 api              :func:`ask` and :func:`chat` as the Python API, drawing into the notebook.
 render           :class:`NotebookView`: the streaming answer display and the dry-run table.
 output_capture   remembers the images the notebook displays (the bare ``%%ask_image`` source).
