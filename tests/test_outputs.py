@@ -207,6 +207,12 @@ def test_the_oldest_cells_are_dropped_beyond_output_history_mb(ishell):
     with pytest.raises(SourceErrors, match="were dropped"):
         vision_magic.estimate(f"@{cells[2]}")
     assert store.cells() == [(cells[3], 1)]
+    two = cell(
+        ishell, code + "\ndisplay(Image(t_png))", t_png=pngs[0]
+    )  # 2 x 4 KB > 5 KB: the cell goes whole
+    assert store.cells() == [] and two in store.dropped
+    with pytest.raises(SourceErrors, match=f"@{two}: the images of cell \\[{two}\\] were dropped"):
+        vision_magic.estimate(f"@{two}")
 
 
 def test_the_server_receives_the_images_named(ishell, openai_env):

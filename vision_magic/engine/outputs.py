@@ -86,10 +86,12 @@ class OutputStore:
         self.running = None
 
     def add(self, cell: int, mime: str, data: bytes, display_id: str | None = None) -> None:
-        """Keep one image ``cell`` displayed, then drop the oldest cells beyond the bounds."""
+        """Keep one image ``cell`` displayed, then drop the oldest cells beyond the bounds (a cell already
+        dropped, e.g. by an image larger than the byte bound, keeps nothing more: its K would be wrong)."""
+        if cell in self.dropped:
+            return
         self._cells.setdefault(cell, []).append(OutputImage(mime, data, display_id))
         self.nbytes += len(data)
-        self.dropped.discard(cell)
         self.trim()
 
     def update(self, display_id: str, mime: str, data: bytes) -> bool:
@@ -146,7 +148,18 @@ def is_reference(source: Any) -> bool:
 
 def resolve_reference(reference: str, store: OutputStore) -> list[tuple[str, OutputImage]]:
     """(label ``@N:K``, image) for each image ``reference`` names; a one-line :class:`SourceError` when it
-    names none (a cell without images, one not run yet or dropped; a K out of range)."""
+    names none (a cell without images, one not run yet or dropped; a K out of range).
+
+    Examples
+    --------
+    >>> store = OutputStore(); store.add(2, "image/png", b"a"); store.add(2, "image/jpeg", b"b")
+    >>> [(label, img.mime) for label, img in resolve_reference("@2:2", store)]
+    [('@2:2', 'image/jpeg')]
+    >>> resolve_reference("@2:5", store)
+    Traceback (most recent call last):
+    ...
+    vision_magic.errors.SourceError: @2:5: cell [2] shows 2 images (use @2:1 to @2:2)
+    """
     text = reference.strip()
     match = REFERENCE.match(text)
     if match is None:
@@ -197,7 +210,13 @@ def _listing(store: OutputStore) -> str:
 
 
 def sendable(image: OutputImage, label: str) -> bytes:
-    """The bytes of ``image`` as :mod:`vision_magic.images` can prepare them (an SVG rasterised)."""
+    """The bytes of ``image`` as :mod:`vision_magic.images` can prepare them (an SVG rasterised).
+
+    Examples
+    --------
+    >>> sendable(OutputImage("image/png", b"png bytes"), "@1:1")
+    b'png bytes'
+    """
     from ..images.svg import rasterise_svg
 
     return rasterise_svg(image.data, label) if image.mime == "image/svg+xml" else image.data
@@ -205,7 +224,16 @@ def sendable(image: OutputImage, label: str) -> bytes:
 
 def reference_items(reference: str, store: OutputStore) -> list[tuple[str, Any]]:
     """(label, bytes) per image of ``reference``; a problem becomes the item's :class:`SourceError` (so a
-    batch gives it its own row): one item for the whole reference, or one per SVG that cannot be drawn."""
+    batch gives it its own row): one item for the whole reference, or one per SVG that cannot be drawn.
+
+    Examples
+    --------
+    >>> store = OutputStore(); store.add(1, "image/png", b"a"); store.add(1, "image/png", b"b")
+    >>> reference_items("@1", store)
+    [('@1:1', b'a'), ('@1:2', b'b')]
+    >>> [(label, str(e)) for label, e in reference_items("@4", store)]
+    [('@4', '@4: cell [4] has not run yet; cells with images: @1 (2)')]
+    """
     try:
         found = resolve_reference(reference, store)
     except SourceError as e:
