@@ -28,3 +28,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/output_store.py

@@ -29,9 +29,11 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("vm-cache")))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
+    from vision_magic.engine.outputs import OutputStore
     from vision_magic.engine.session import current
 
     current().last_shown = None
+    current().outputs = OutputStore()
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ _LAZY = {
     "Chat": "engine.chat",
     "ask_panel": "frontends.panel",
     "annotate": "frontends.annotate",
-    "content_parts": "images.parts",
+    "content_parts": "engine.parts",
     "estimate": "engine.estimate",
     "Estimate": "engine.estimate",
     "ModelProfile": "images.profiles",
@@ -75,11 +75,11 @@ if TYPE_CHECKING:
     from .engine.config import VisionMagic
     from .engine.estimate import estimate
     from .engine.options import AskOptions
+    from .engine.parts import content_parts
     from .engine.session import settings
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat
     from .images.encode import PreparedImage
-    from .images.parts import content_parts
 
 
 def __getattr__(name: str) -> Any:

@@ -10,6 +10,7 @@ Modules, in the order a question passes them
 options       :class:`AskOptions`, the one options object every front end builds.
 config        the ``VisionMagic`` traitlets configurable (``%config`` defaults).
 session       what one kernel remembers: settings, last answer and table, last image shown, chats, view factory.
+outputs       earlier cells' images (``@N``, ``@N:K``, ``@-1``): the bounded store and resolving references.
 endpoints     per-server facts (Endpoint table), base URL, API key lookup, the openai client.
 question      :func:`build_question`: options + sources + endpoint -> prepared images and request body.
 wire          the Chat Completions request body.
@@ -21,6 +22,7 @@ run           :func:`ask` and :func:`answer_question`: dry run, replay or send, 
 batch         :func:`ask_many`: one question per image, concurrently, into a DataFrame.
 chat          conversation threads (follow-ups send the earlier turns).
 estimate      sizes, tokens and cost before sending.
+parts         :func:`content_parts` as exported: the pure converter plus ``@N`` references.
 answer        the :class:`Answer` record.
 views         the protocol a front end's view implements.
 """

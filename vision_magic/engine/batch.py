@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import BatchInterrupted, SourceError, VisionMagicError, one_line, redact
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
+from .outputs import is_reference, reference_items
 
 
 def expand_sources(sources: Any) -> list[tuple[str, Any]]:
@@ -44,6 +45,10 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
             (os.fspath(v) if isinstance(v, (str, os.PathLike)) else f"{name}[{idx}]", _single(v))
             for idx, v in sources.items()
         ]
+    if is_reference(sources):  # @N: each image of an earlier cell's outputs is its own row
+        from .session import current
+
+        return reference_items(sources, current().output_store())
     if isinstance(sources, (str, os.PathLike)):
         text = os.fspath(sources)
         if text.startswith(("http://", "https://", "data:")):

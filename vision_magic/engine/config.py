@@ -60,6 +60,13 @@ class VisionMagic(Configurable):
         config=True
     )
 
+    output_history = Int(
+        50, help="How many of the newest cells' images are kept for @N references (0: none)."
+    ).tag(config=True)
+    output_history_mb = Float(
+        200.0, help="At most this many MB of earlier outputs' images are kept for @N; the oldest go first."
+    ).tag(config=True)
+
     cache = Bool(
         True, help="Replay identical questions from the persistent cache instead of sending them."
     ).tag(config=True)

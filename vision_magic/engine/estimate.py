@@ -193,13 +193,14 @@ def estimate(
     "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
     """
     from ..images.resolve import prepare_sources
-    from .question import default_images, endpoint_in_force, image_options
+    from .question import default_images, endpoint_in_force, image_options, resolve_references
     from .session import current
 
     cfg = current().settings
     opts = AskOptions.from_kwargs(**options).resolved(cfg)
     webp = bool(endpoint_in_force(cfg).webp)  # the same encoding as when sending
     profile, image = image_options(opts, cfg, profiles=profiles, webp=webp)
+    sources = resolve_references(sources)
     prepared = prepare_sources(sources, image, labels=labels) if sources else default_images(image)
     return from_prepared(prepared, opts, profile, prompt or "")
 

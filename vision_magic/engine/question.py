@@ -18,6 +18,7 @@ from . import structured
 from .config import VisionMagic
 from .endpoints import Endpoint, endpoint_for, link_handler, resolve_base_url
 from .options import AskOptions
+from .outputs import is_reference, with_references
 from .session import current
 from .wire import build_messages, build_request
 
@@ -90,6 +91,22 @@ def endpoint_in_force(cfg: VisionMagic) -> Endpoint:
     return endpoint_for(resolve_base_url(cfg), cfg.endpoints)
 
 
+def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] | list[Any]:
+    """``sources`` with each reference to an earlier output (``@N``, ``@N:K``, ``@-1``) replaced by the images
+    it names, labelled ``@N:K`` (see :mod:`vision_magic.engine.outputs`); unchanged when there is none.
+
+    Examples
+    --------
+    >>> resolve_references(["cat.png"])
+    ['cat.png']
+    >>> resolve_references(["@1"])[0].error.reason
+    'cell [1] has not run yet; no cell has shown an image yet'
+    """
+    if not any(is_reference(src) for src in sources):
+        return sources
+    return with_references(sources, current().output_store())
+
+
 def default_images(options: ImageOptions) -> list[PreparedImage]:
     """With no sources: the most recent image the notebook showed, or the open matplotlib figure."""
     from ..images.figures import current_figure
@@ -130,6 +147,7 @@ def build_question(
     endpoint = endpoint_in_force(cfg)
     profile, image = image_options(options, cfg, webp=bool(endpoint.webp))
     handler = link_handler(endpoint, image)
+    sources = resolve_references(sources)
     if sources:
         images = remember_prepared(
             sources,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import VisionMagic
+from .outputs import OutputStore
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -34,6 +35,8 @@ class Session:
     last_table : the most recent table of ``ask_many`` or ``--each``, complete or, after an interrupt,
         partial (``vision_magic.last_table``).
     last_shown : ``(description, encoded bytes)`` of the newest image the notebook displayed, or None.
+    outputs : the images of earlier cells' outputs, by execution count (``@N``; filled by a front end, see
+        :mod:`vision_magic.engine.outputs`); :meth:`output_store` applies the bounds in ``%config``.
     chats : conversation threads by name (``%%ask_image --chat NAME``, :func:`vision_magic.chat`).
     cell_runs : how many cells the shell has run (counted by the extension; a front end tells "this cell"
         from "a later cell" with it).
@@ -48,10 +51,18 @@ class Session:
     chats: dict[str, Any] = field(default_factory=dict)  # name -> vision_magic.engine.chat.Chat
     make_view: Callable[[], AnswerView] | None = None
     cell_runs: int = 0
+    outputs: OutputStore = field(default_factory=OutputStore)
 
     def view(self) -> Any:
         """A new view to draw one answer into, or None when no front end draws answers."""
         return self.make_view() if self.make_view is not None else None
+
+    def output_store(self) -> OutputStore:
+        """The store of earlier outputs, bounded by ``%config VisionMagic.output_history`` (cells) and
+        ``output_history_mb`` now (a lowered bound drops the oldest cells at once)."""
+        cfg = self.settings
+        self.outputs.limit(cfg.output_history, int(cfg.output_history_mb * 1_000_000))
+        return self.outputs
 
 
 _session: Session | None = None

@@ -11,7 +11,7 @@ magic_arguments  the magic's flags and how they become :class:`~vision_magic.eng
 line_magic       the one-line ``%ask_image``: where the sources end and the question begins; keeping its ``?``.
 api              :func:`ask` and :func:`chat` as the Python API, drawing into the notebook.
 render           :class:`NotebookView`: the streaming answer display and the dry-run table.
-output_capture   remembers the images the notebook displays (the bare ``%%ask_image`` source).
+output_capture   remembers the images the notebook displays, by cell (``@N``) and the last one (bare ``%%ask_image``).
 panel            :func:`ask_panel`: prompt, pickers, estimate, Ask and Stop.
 source_list      the panel's images: upload, URL, current figure, thumbnails.
 annotate         :func:`annotate`: captions, alt text and interpretations of matplotlib figures.

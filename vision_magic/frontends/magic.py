@@ -30,6 +30,8 @@ def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None)
     'b.png'
     >>> resolve_token("photo.jpg", {})
     'photo.jpg'
+    >>> resolve_token("@3:2", {})  # an earlier output: the engine resolves it
+    '@3:2'
     """
     if not _EXPRESSION.match(token) or keyword.iskeyword(token.split(".")[0].split("[")[0]):
         return token  # `else`, `None.png`: a path, not Python
@@ -84,6 +86,9 @@ class AskImageMagics(Magics):
 
             %%ask_image
             What does the plot above show?
+
+            %%ask_image @3 @-1:2
+            Compare every image of cell [3] with the second image of the previous cell.
 
             %%ask_image --continue
             And the left panel?

@@ -1,8 +1,12 @@
-"""Capture the images the notebook displays, so a bare ``%%ask_image`` can ask about the last one shown.
+"""Capture the images the notebook displays: each cell's, for ``@N`` references, and the last one shown, for
+a bare ``%%ask_image``.
 
-The extension wraps the shell's display publisher and display hook: any ``image/png`` or ``image/jpeg`` in a
-published bundle (a figure shown by the inline backend, ``display(img)``, a PIL image as a cell's value) is
-kept as bytes in the session. Nothing is decoded here. :func:`uninstall` puts the originals back.
+The extension wraps the shell's display publisher and display hook: the image of a published bundle
+(``image/png``, ``image/jpeg``, ``image/gif``, ``image/webp`` or ``image/svg+xml``: a figure shown by the inline
+backend, ``display(img)``, a PIL image as a cell's value, a display inside an ``ipywidgets.Output``) is kept
+as the bytes displayed in the session's store of outputs, under the execution count of the cell being run
+(``pre_run_cell`` / ``post_run_cell`` events say which). Nothing is decoded here. :func:`uninstall` puts the
+originals back.
 """
 
 from __future__ import annotations
@@ -11,31 +15,72 @@ import base64
 import weakref
 from typing import Any
 
+from ..engine.outputs import IMAGE_MIMES
 from ..engine.session import Session, current
 
 
-def remember(bundle: Any, where: str = "output", session: Session | None = None) -> None:
-    """Keep the first PNG/JPEG of a mime bundle, if any, as the session's last image shown.
+def bundle_image(bundle: Any) -> tuple[str, bytes] | None:
+    """(MIME type, bytes as displayed) of the image in a mime bundle (the first of PNG, JPEG, GIF, WebP, SVG
+    it holds), or None. Base64 text is decoded to its bytes; an SVG's text is kept as UTF-8.
 
     Examples
     --------
-    >>> s = Session(); remember({"image/png": "iVBORw0KGgo="}, "display", s); s.last_shown
-    ('the last image shown (display)', b'\\x89PNG\\r\\n\\x1a\\n')
+    >>> bundle_image({"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="})
+    ('image/png', b'\\x89PNG\\r\\n\\x1a\\n')
+    >>> bundle_image({"image/svg+xml": "<svg/>"}), bundle_image({"text/plain": "3"})
+    (('image/svg+xml', b'<svg/>'), None)
     """
     if not isinstance(bundle, dict):
-        return
-    for mime in ("image/png", "image/jpeg"):
+        return None
+    for mime in IMAGE_MIMES:
         data = bundle.get(mime)
         if not data:
             continue
         if isinstance(data, str):
             try:
-                data = base64.b64decode(data)
+                data = data.encode() if mime == "image/svg+xml" else base64.b64decode(data)
             except ValueError:
                 continue
         if isinstance(data, (bytes, bytearray)):
-            (session or current()).last_shown = (f"the last image shown ({where})", bytes(data))
-            return
+            return mime, bytes(data)
+    return None
+
+
+def remember(
+    bundle: Any,
+    where: str = "output",
+    session: Session | None = None,
+    *,
+    display_id: str | None = None,
+    update: bool = False,
+) -> None:
+    """Keep the image of a mime bundle, if any: in the session's store of outputs under the cell being run
+    (``@N:K``; an update of a display replaces the image it showed), and, unless it is an SVG, as the last
+    image shown.
+
+    Examples
+    --------
+    >>> s = Session(); remember({"image/png": "iVBORw0KGgo="}, "display", s); s.last_shown
+    ('the last image shown (display)', b'\\x89PNG\\r\\n\\x1a\\n')
+    >>> s.outputs.begin(4); remember({"image/png": "iVBORw0KGgo="}, "display", s); s.last_shown[0]
+    '@4:1, the last image shown'
+    """
+    found = bundle_image(bundle)
+    if found is None:
+        return
+    mime, data = found
+    session = session or current()
+    store = session.output_store()
+    description = f"the last image shown ({where})"
+    if update and display_id:
+        store.update(display_id, mime, data)
+    elif store.running is not None:
+        store.add(store.running, mime, data, display_id)
+        kept = store.images(store.running)
+        if kept and kept[-1].data is data:
+            description = f"@{store.running}:{len(kept)}, the last image shown"
+    if mime != "image/svg+xml":
+        session.last_shown = (description, data)
 
 
 _TARGETS = (("display_pub", "publish", "display"), ("displayhook", "write_format_data", "cell result"))
@@ -47,6 +92,7 @@ class _Capture:
 
     def __init__(self) -> None:
         self.enabled = True
+        self.events: list[tuple[str, Any]] = []  # (event name, callback) registered on the shell
         self.wrapped: list[
             tuple[Any, str, Any, bool, Any]
         ] = []  # (owner, method, original, had_own, wrapper)
@@ -74,11 +120,49 @@ def install(shell: Any) -> None:
             data: Any, *args: Any, _original: Any = original, _where: str = where, **kwargs: Any
         ) -> Any:
             if capture.enabled:
-                remember(data, _where)
+                display_id = (kwargs.get("transient") or {}).get("display_id")
+                remember(data, _where, display_id=display_id, update=bool(kwargs.get("update")))
             return _original(data, *args, **kwargs)
 
         capture.wrapped.append((owner, method, original, method in vars(owner), wrapper))
         setattr(owner, method, wrapper)
+    _watch_cells(shell, capture)
+
+
+def _watch_cells(shell: Any, capture: _Capture) -> None:
+    """Tell the store of outputs which cell runs: its execution count, the number its prompt shows (a run
+    that stores no history has none; its displays are not kept under a number)."""
+    events = getattr(shell, "events", None)
+    if events is None or capture.events:
+        return
+
+    def begin(info: Any = None) -> None:
+        if capture.enabled:
+            count = shell.execution_count  # already counts this cell when it stores history
+            numbered = bool(getattr(info, "store_history", False))
+            current().output_store().begin(count - 1 if numbered else None, next_cell=count)
+
+    def end(*_: Any) -> None:
+        if capture.enabled:
+            current().outputs.end()
+
+    for name, callback in (("pre_run_cell", begin), ("post_run_cell", end)):
+        events.register(name, callback)
+        capture.events.append((name, callback))
+    running = _running_cell(shell)
+    store = current().outputs
+    if store.running is None and running is not None:  # loaded by the cell that is running: it counts too
+        store.running = store.current = running
+
+
+def _running_cell(shell: Any) -> int | None:
+    """The execution count of the cell running now when it has one (IPython hands the display hook the
+    cell's result while its code runs), else None."""
+    result = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    info = getattr(result, "info", None)
+    count = getattr(result, "execution_count", None)
+    numbered = getattr(info, "store_history", False) and not getattr(info, "silent", False)
+    return count if numbered and isinstance(count, int) else None
 
 
 def uninstall(shell: Any) -> None:
@@ -88,6 +172,11 @@ def uninstall(shell: Any) -> None:
     if capture is None:
         return
     capture.enabled = False
+    for name, callback in capture.events:
+        if callback in shell.events.callbacks.get(name, []):
+            shell.events.unregister(name, callback)
+    capture.events = []
+    current().outputs.end()
     kept = []
     for owner, method, original, had_own, wrapper in capture.wrapped:
         if vars(owner).get(method) is not wrapper:

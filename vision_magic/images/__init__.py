@@ -15,4 +15,5 @@ thumbnail  small previews for dry runs and the panel.
 memo       prepared images of unchanged files, reused on re-runs.
 download   fetching an image URL for servers that cannot.
 parts      :func:`content_parts`, the pure front door: sources in, content parts out.
+svg        SVG to PNG (with cairosvg when installed) for SVG outputs.
 """

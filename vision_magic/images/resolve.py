@@ -52,6 +52,21 @@ class BadSource:
         self.error = error
 
 
+class Group:
+    """Several sources that stand for one (e.g. the images of an earlier cell's outputs), each with its own
+    label; a :class:`BadSource` among them is listed with every other problem of the request.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> [p.source for p in prepare_sources([Group([("@3:1", Image.new("RGB", (8, 8))), ("@3:2", Image.new("L", (8, 8)))])])]
+    ['@3:1', '@3:2']
+    """
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self.items = items
+
+
 def prepare_sources(
     sources: Iterable[Any],
     options: ImageOptions | None = None,
@@ -100,6 +115,10 @@ def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> I
     """Flatten lists, globs and directories into (object, label) pairs; record what resolves to nothing."""
     if isinstance(src, BadSource):
         errors.append(src.error)
+        return
+    if isinstance(src, Group):
+        for item_label, item in src.items:
+            yield from _expand(item, item_label, base_dir, errors)
         return
     if isinstance(src, (list, tuple)):
         if not src:
