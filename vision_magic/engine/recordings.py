@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, VisionMagicError, redact
-from . import replay_store
 from .record import KEY, VERSION, image_digest
 
 if TYPE_CHECKING:
@@ -98,7 +97,8 @@ def row_of(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def replay_from(path: str | os.PathLike[str], cfg: Any = None) -> int:
-    """Load every answer recorded in a saved notebook into the replay store; returns how many.
+    """Load every answer recorded in a saved notebook into the replay store; returns how many (different
+    questions: an answer recorded twice, e.g. replayed in a later cell, counts once).
 
     Re-running the notebook's cells then shows the recorded answers, marked as replayed, and sends nothing
     (no key or server needed). A cell matches its recording when the model, prompt, system text, options and
@@ -125,12 +125,18 @@ def replay_from(path: str | os.PathLike[str], cfg: Any = None) -> int:
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise ConfigError(f"{name} is not a notebook (it has no cells): nothing was loaded")
     found = records_in(notebook)
-    rows = [row_of(r) for r in found if replayable(r)]
+    unique: dict[str, dict[str, Any]] = {}  # one row per key: the first recording (a re-run replays it)
+    for r in found:
+        if replayable(r):
+            unique.setdefault(r["request_key"], row_of(r))
+    rows = list(unique.values())
     if not rows:
         why = "only dry runs or unfinished answers" if found else "no answer outputs with a record"
         raise ConfigError(
             f"{name} holds no recorded answers ({why}): run it with a key and save it, then share the .ipynb"
         )
+    from . import replay_store  # sqlite3 is imported when the store is first used
+
     return replay_store.add(rows, cfg)
 
 
@@ -185,7 +191,10 @@ def unrecorded_line(q: Question, stored: list[dict[str, Any]] | None = None) -> 
     """
     if not q.options.cache:
         return "no recorded answer for this cell: the replay cache is off for it (--no-cache), and replay_only never sends"
-    stored = replay_store.records(q.cfg) if stored is None else stored
+    if stored is None:
+        from . import replay_store
+
+        stored = replay_store.records(q.cfg)
     head = "no recorded answer for this cell"
     tail = "replay_only is on, so nothing was sent"
     if not stored:

@@ -92,7 +92,8 @@ class NotebookView:
 
     def update(self, text: str) -> None:
         now = time.monotonic()
-        if now - self._last >= self.interval:
+        # Not started (a --no-stream answer arrives whole): finish draws it, once, with its record.
+        if self._started and now - self._last >= self.interval:
             self._show(answer_bundle(text), update=True)
             self._last = now
 
