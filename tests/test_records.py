@@ -220,7 +220,9 @@ def test_a_lesson_records_every_answer_then_replays_without_a_key(tmp_path, cach
     )
     execute(student, tmp_path, {"VISION_MAGIC_REPLAY_ONLY": "1"}, monkeypatch, allow_errors=True)
     assert len(server.chat_requests) == sent
-    errors = [(i, o) for i, c in enumerate(student.cells) for o in c.outputs if o.output_type == "error"]
+    errors = [
+        (i, o) for i, c in enumerate(student.cells) for o in c.get("outputs", []) if o.output_type == "error"
+    ]
     assert [i for i, _ in errors] == [len(LESSON)], errors
     assert errors[0][1]["evalue"] == (
         "no recorded answer for this cell: it differs from the recording in prompt "
@@ -386,3 +388,34 @@ def test_the_magic_loads_a_lesson(shell, openai_env, cache_dir, tmp_path, monkey
     assert "Loaded 1 recorded answer from lesson one.ipynb" in capsys.readouterr().out
     assert cache.stats()["entries"] == 1
     assert vision_magic.ask("magic load: colour?", red, display=False).replayed
+
+
+def test_the_teaching_notebook_replays_for_a_student_without_a_key(tmp_path, cache_dir, server, monkeypatch):
+    """notebooks/teaching.ipynb run once against the server and saved; then, in a fresh kernel with an empty
+    cache filled by replay_from, no key, no server and VISION_MAGIC_REPLAY_ONLY=1: every answer is replayed."""
+    nb = nbformat.read(ROOT / "notebooks" / "teaching.ipynb", as_version=4)
+    execute(nb, tmp_path, {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}, monkeypatch)
+    sent = len(server.chat_requests)
+    taught = [r for _, o in answer_outputs(nb) for r in records_of(o)]
+    assert sent == 2 and len(taught) == 2 and not any(r["replayed"] for r in taught)
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "'endpoint': 'http://127.0.0.1:" in printed and "1 answers in lesson-answers.jsonl" not in printed
+    assert "2 answers in lesson-answers.jsonl" in printed
+    saved = tmp_path / "teaching.ipynb"
+    nbformat.write(nb, saved)
+
+    cache.clear()
+    assert vision_magic.replay_from(saved) == 2
+    student = nbformat.read(saved, as_version=4)
+    execute(student, tmp_path, {"VISION_MAGIC_REPLAY_ONLY": "1"}, monkeypatch)
+    assert len(server.chat_requests) == sent
+    assert not [o for c in student.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    replayed = [r for _, o in answer_outputs(student) for r in records_of(o)]
+    assert len(replayed) == 2 and all(r["replayed"] for r in replayed)
+    assert sorted(r["answer"] for r in replayed) == sorted(r["answer"] for r in taught)
+    # the chart went to the test server as PNG, and would go to OpenAI (the student's default) as lossless
+    # WEBP: other bytes, the same pixels, the same key
+    mimes = [{i["mime"] for r in records for i in r["images"]} for records in (taught, replayed)]
+    assert "image/webp" not in mimes[0] and "image/webp" in mimes[1]
+    printed = "".join(o.get("text", "") for c in student.cells for o in c.get("outputs", []))
+    assert "REPLAY ONLY" in printed and "'replayed': True" in printed

@@ -5,13 +5,17 @@ model, the endpoint (scheme, host, port and path only), the options, the prompt,
 type, size, bytes and tokens, the usage, cost, time, finish reason, whether it was replayed, its replay key,
 the answer text and when it was made. It never holds a key, a password, a query string or image bytes.
 
-The replay key (:func:`request_key`) is THE key of the replay store, and it is endpoint-independent: a
-SHA-256 of what was asked (the model, the system text, every message's text, each image's SHA-256 and detail,
-and the options that change an answer: max_tokens, temperature, seed, JSON mode or schema). The base URL,
-the API key, the name of the token-limit field (``max_tokens`` or ``max_completion_tokens``) and whether a
-server is sent ``detail`` are left out. So an answer recorded against one server replays for the same
-question asked against any other (or against none, with no key): the same question to the same model
-gives the recorded answer. ``--refresh`` asks again.
+The replay key (:func:`request_key`) is THE key of the replay store (one key, not a second "recording
+key"), and it is endpoint-independent: a SHA-256 of what was asked (the model, the system text, every
+message's text, each image's identity and detail, and the options that change an answer: max_tokens,
+temperature, seed, JSON mode or schema). An image's identity is the SHA-256 of its decoded pixels
+(:mod:`vision_magic.images.digest`), because the same picture goes to OpenAI as lossless WEBP and to other
+servers as PNG; an image the server fetches itself is identified by its link. The base URL, the API key, the
+name of the token-limit field (``max_tokens`` or ``max_completion_tokens``) and whether a server is sent
+``detail`` are left out. So an answer recorded against one server replays for the same question asked
+against any other (or against none, with no key): the same question to the same model gives the recorded
+answer; ``--refresh`` asks again. (An image given by URL is a link for servers that fetch links and
+downloaded pixels for the others, so it matches only between servers of the same kind.)
 
 Examples
 --------
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import redact
+from ..images.digest import pixel_digest
 from ..images.encode import PreparedImage
 
 if TYPE_CHECKING:
@@ -46,34 +51,49 @@ _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 _ANSWER_OPTIONS = ("temperature", "seed", "response_format")
 
 
-def digest_of_url(url: str) -> str:
-    """SHA-256 of the image an image URL carries: of the decoded bytes of a ``data:`` URL, else of the link.
+def _payload(url: str) -> bytes | None:
+    """The bytes a ``data:`` URL carries, or None (a link, or not base64)."""
+    if not url.startswith("data:"):
+        return None
+    try:
+        return base64.b64decode(url.partition(",")[2], validate=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def identity_of_url(url: str) -> str:
+    """What the image of an image URL is, for the key: the SHA-256 of its pixels
+    (:func:`vision_magic.images.digest.pixel_digest`: the same for PNG and lossless WEBP) for a ``data:``
+    URL, else of the link the server fetches.
 
     Examples
     --------
-    >>> digest_of_url("data:image/png;base64,YWJj") == hashlib.sha256(b"abc").hexdigest()
+    >>> identity_of_url("https://example.org/a.png") == hashlib.sha256(b"https://example.org/a.png").hexdigest()
     True
     """
-    if url.startswith("data:"):
-        _head, _, payload = url.partition(",")
-        try:
-            return hashlib.sha256(base64.b64decode(payload, validate=False)).hexdigest()
-        except (binascii.Error, ValueError):
-            pass
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+    data = _payload(url)
+    return pixel_digest(data) if data is not None else hashlib.sha256(url.encode("utf-8")).hexdigest()
 
 
 def image_digest(img: PreparedImage) -> str:
     """SHA-256 of the bytes sent for ``img`` (of its link when the server fetches it)."""
     if img.data is not None and not img.is_link:
         return hashlib.sha256(img.data).hexdigest()
-    return digest_of_url(img.url)
+    data = _payload(img.url)
+    return hashlib.sha256(data if data is not None else img.url.encode("utf-8")).hexdigest()
+
+
+def image_identity(img: PreparedImage) -> str:
+    """What ``img`` is for the key: the SHA-256 of its pixels, or of its link (see :func:`identity_of_url`)."""
+    if img.data is not None and not img.is_link:
+        return pixel_digest(img.data)
+    return identity_of_url(img.url)
 
 
 def _part(part: Any) -> Any:
-    """One content part as it counts for the key: text as it is, an image by its digest (no detail)."""
+    """One content part as it counts for the key: text as it is, an image by its identity (no detail)."""
     if isinstance(part, dict) and isinstance(part.get("image_url"), dict):
-        return {"image": digest_of_url(str(part["image_url"].get("url", "")))}
+        return {"image": identity_of_url(str(part["image_url"].get("url", "")))}
     return part
 
 
@@ -131,6 +151,7 @@ def image_record(img: PreparedImage) -> dict[str, Any]:
     return {
         "label": redact(img.source),
         "sha256": image_digest(img),
+        "pixels_sha256": image_identity(img),
         "mime": img.mime,
         "width": img.width,
         "height": img.height,

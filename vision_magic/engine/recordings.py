@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, VisionMagicError, redact
-from .record import KEY, VERSION, image_digest
+from .record import KEY, VERSION, image_identity
 
 if TYPE_CHECKING:
     from .question import Question
@@ -152,7 +152,7 @@ def _asked(q: Question) -> dict[str, Any]:
         "temperature": o.temperature,
         "seed": o.seed,
         "json": bool(q.structured),
-        "images": [image_digest(img) for img in q.images],
+        "images": [image_identity(img) for img in q.images],
     }
 
 
@@ -166,7 +166,7 @@ def _recorded(record: dict[str, Any]) -> dict[str, Any]:
         "detail": record.get("detail"),
         **{k: params.get(k) for k in ("max_tokens", "temperature", "seed")},
         "json": bool(params.get("json")),
-        "images": [i.get("sha256") if isinstance(i, dict) else None for i in images],
+        "images": [i.get("pixels_sha256") if isinstance(i, dict) else None for i in images],
     }
 
 
