@@ -15,4 +15,5 @@ thumbnail  small previews for dry runs and the panel.
 memo       prepared images of unchanged files, reused on re-runs.
 download   fetching an image URL for servers that cannot.
 parts      :func:`content_parts`, the pure front door: sources in, content parts out.
+digest     what an image is whatever format carries it: the SHA-256 of its pixels (the replay key's).
 """
