@@ -99,6 +99,13 @@ teaching = [
         "a live token estimate, and Ask / Stop. The answer streams into the panel.\n\n" + INTRO
     ),
     code(SETUP),
+    code(
+        "# A student with the answers recorded when the teacher ran this lesson (see the end) and no key:\n"
+        "# with VISION_MAGIC_REPLAY_ONLY=1 they are replayed instead of a dry run, and nothing is sent.\n"
+        "if vision_magic.settings().replay_only:\n"
+        "    get_ipython().run_line_magic('config', 'VisionMagic.dry_run = False')\n"
+        "    print('REPLAY ONLY: recorded answers are shown, nothing is sent.')"
+    ),
     md("Today's material: a drawing of shapes and a chart."),
     code(
         "from pathlib import Path\n"
@@ -143,6 +150,33 @@ teaching = [
     ),
     md("### The same question with the magic\n\nFor students who prefer typing:"),
     code("%%ask_image images/shapes.png images/chart.png -d low\nDoes the chart match the drawing?"),
+    md(
+        "### Sharing the lesson with its answers\n\n"
+        "Every answer above is saved in this notebook with a record of what was sent: the model, endpoint "
+        "(never a key), prompt, options, each image's SHA-256, size and tokens, the usage and cost. The "
+        "collapsed *sent* line under an answer shows the images and tokens; the record is the output's "
+        "metadata (`vision_magic`):"
+    ),
+    code(
+        "record = vision_magic.last_answer.record\n"
+        "print({k: record[k] for k in ('model', 'endpoint', 'detail', 'usage', 'cost_usd', 'replayed')})\n"
+        "print([(image['label'], image['sha256'][:12], image['tokens']) for image in record['images']])"
+    ),
+    md(
+        "Run the lesson once with a key, save it, and give students the `.ipynb`. A student needs no key and "
+        "no server: a first cell loads the recorded answers, and re-running the cells shows them, marked as "
+        "replayed, sending nothing. With `replay_only`, a cell that was changed says what differs from the "
+        "recording (the prompt, an image, the model, the detail) instead of sending it.\n\n"
+        "```python\n"
+        "vision_magic.replay_from('teaching.ipynb')   # or: %ask_image --replay-from teaching.ipynb\n"
+        "%config VisionMagic.replay_only = True       # or: export VISION_MAGIC_REPLAY_ONLY=1\n"
+        "```\n\n"
+        "The answers can also travel on their own, as one JSON Lines file (keys and answers: no API key, no "
+        "image bytes); a student loads it with `vision_magic.cache.load('lesson-answers.jsonl')`:"
+    ),
+    code(
+        "n = vision_magic.cache.export('lesson-answers.jsonl')\nprint(f'{n} answers in lesson-answers.jsonl')"
+    ),
 ]
 
 
@@ -156,5 +190,9 @@ def write(name: str, cells: list) -> Path:
 
 
 if __name__ == "__main__":
-    print(write("plots.ipynb", plots))
-    print(write("teaching.ipynb", teaching))
+    import sys
+
+    wanted = sys.argv[1:] or ["plots.ipynb", "teaching.ipynb"]  # e.g. only teaching.ipynb
+    for name, cells in (("plots.ipynb", plots), ("teaching.ipynb", teaching)):
+        if name in wanted:
+            print(write(name, cells))

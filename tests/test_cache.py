@@ -228,7 +228,7 @@ def test_a_kernel_killed_mid_write_leaves_the_cache_intact(cache_in_tmp):
         cache.put("kept", Answer(text="kept answer", model="m"))
         conn = cache._connect(cache.path())
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO answers VALUES ('torn', 0, 'm', 'half', NULL, NULL, '', 0)")
+        conn.execute("INSERT INTO answers (key, created, model, text) VALUES ('torn', 0, 'm', 'half')")
         os.kill(os.getpid(), signal.SIGKILL)
     """
     proc = _run_python(code, {"VISION_MAGIC_CACHE_DIR": str(cache_in_tmp.parent)})

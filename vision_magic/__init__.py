@@ -37,6 +37,7 @@ __all__ = [
     "last_answer",
     "last_table",
     "load_ipython_extension",
+    "replay_from",
     "settings",
     "unload_ipython_extension",
 ]
@@ -62,6 +63,7 @@ _LAZY = {
     "annotate": "frontends.annotate",
     "content_parts": "engine.parts",
     "estimate": "engine.estimate",
+    "replay_from": "engine.recordings",
     "Estimate": "engine.estimate",
     "ModelProfile": "images.profiles",
     "PROFILES": "images.profiles",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from .engine.estimate import estimate
     from .engine.options import AskOptions
     from .engine.parts import content_parts
+    from .engine.recordings import replay_from
     from .engine.session import settings
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat

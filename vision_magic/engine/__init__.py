@@ -16,7 +16,9 @@ question      :func:`build_question`: options + sources + endpoint -> prepared i
 wire          the Chat Completions request body.
 structured    JSON mode and structured outputs: ``response_format`` and parsing.
 send          sending (streamed, whole, or concurrently with retries) and one-line API errors.
-finish        the one place an answer is finished: cost, structured data, storing.
+finish        the one place an answer is finished: cost, structured data, its record, storing.
+record        what was asked and answered as plain data: the endpoint-independent replay key, the record.
+recordings    recorded answers read back from a saved notebook (``replay_from``), and ``replay_only``.
 replay_store  the persistent SQLite store of answers (storage only).
 run           :func:`ask` and :func:`answer_question`: dry run, replay or send, then finish and draw.
 batch         :func:`ask_many`: one question per image, concurrently, into a DataFrame.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import redact
-from ..images.encode import PreparedImage
+from ..images.encode import PreparedImage, human_bytes
 
 
 @dataclass(repr=False)
@@ -26,6 +26,9 @@ class Answer:
     incomplete : True when the answer was cut off (dropped stream, interrupt, error); ``error`` says why.
     error : one line whenever something failed (also a refusal, a content filter, JSON that does not parse).
     refusal : the model's own words when it refused to answer (``text`` is then empty); never cached.
+    elapsed_s : seconds from asking to the finished answer (a replay: the lookup), None for a dry run.
+    record : what was asked and answered as plain data (:func:`vision_magic.engine.record.record_of`): the
+        front ends save it with the answer (output metadata ``vision_magic``); None until finished.
 
     Examples
     --------
@@ -51,6 +54,8 @@ class Answer:
     estimated_tokens: int | None = None
     data: Any = None  # parsed structured output (JSON mode / schema)
     refusal: str | None = None
+    elapsed_s: float | None = None
+    record: dict[str, Any] | None = field(default=None, compare=False)
     # set by the view that drew the answer: True while showing it again would repeat it (same cell run)
     _drawn: Callable[[], bool] | None = field(default=None, compare=False)
 
@@ -91,7 +96,35 @@ class Answer:
         <BLANKLINE>
         <sub>m</sub>
         """
-        return markdown_math(self.body_text()) + f"\n\n<sub>{html.escape(self.footer())}</sub>"
+        md = markdown_math(self.body_text()) + f"\n\n<sub>{html.escape(self.footer())}</sub>"
+        return md + (f"\n\n{self.sent_html()}" if self.images else "")
+
+    def plain(self) -> str:
+        """The answer as plain text (terminals, exports): the text, the footer and the "sent" line."""
+        text = f"{self.body_text()}\n\n-- {self.footer()}"
+        return text + (
+            f"\n-- {self._sent_summary()}: " + "; ".join(self._sent_items()) if self.images else ""
+        )
+
+    def sent_html(self) -> str:
+        """The collapsed "sent" line under the footer: what went out (labels, sizes, tokens), in HTML that
+        static renderings (GitHub, nbviewer) show without JavaScript.
+
+        Examples
+        --------
+        >>> from vision_magic.images.encode import PreparedImage
+        >>> img = PreparedImage("a.png", "data:,", "low", "image/png", 64, 48, nbytes=900, tokens=85)
+        >>> Answer(text="A dot.", images=[img], usage={"prompt_tokens": 100, "completion_tokens": 3}).sent_html()
+        '<details><summary><sub>sent: 1 image, 100 tokens</sub></summary><sub>a.png: image/png 64×48, 900 B, 85 tokens</sub></details>'
+        """
+        items = "<br>".join(html.escape(line) for line in self._sent_items())
+        return f"<details><summary><sub>{html.escape(self._sent_summary())}</sub></summary><sub>{items}</sub></details>"
+
+    def _sent_summary(self) -> str:
+        return sent_summary(self.images, self.tokens_in)
+
+    def _sent_items(self) -> list[str]:
+        return sent_items(self.images)
 
     def body_text(self) -> str:
         """The text to show: the answer, the quoted refusal, or a note that there is none."""
@@ -117,6 +150,36 @@ class Answer:
         elif self.error:
             line = f"⚠ {self.error} · " + line
         return line
+
+
+def sent_summary(images: list[PreparedImage], tokens_in: int | None) -> str:
+    """The "sent" line's summary: how many images and tokens went out (the image tokens estimated when the
+    usage is unknown).
+
+    Examples
+    --------
+    >>> sent_summary([], 1530)
+    'sent: no images, 1,530 tokens'
+    """
+    n = len(images)
+    what = "no images" if n == 0 else f"{n} image{'s' if n != 1 else ''}"
+    if tokens_in is not None:
+        return f"sent: {what}, {tokens_in:,} tokens"
+    estimated = sum(img.tokens or 0 for img in images)
+    return f"sent: {what}, ~{estimated:,} image tokens"
+
+
+def sent_items(images: list[PreparedImage]) -> list[str]:
+    """One short line per image sent: label, type, size, bytes and tokens (never the payload)."""
+    lines = []
+    for img in images:
+        if img.is_link:
+            lines.append(f"{redact(img.source)}: link, fetched by the server")
+            continue
+        tokens = "" if img.tokens is None else f", {img.tokens:,} tokens"
+        size = f"{img.width}×{img.height}, {human_bytes(img.nbytes or 0)}"
+        lines.append(f"{redact(img.source)}: {img.mime} {size}{tokens}")
+    return lines
 
 
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)

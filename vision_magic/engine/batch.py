@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import os
 import threading
+import time
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..errors import BatchInterrupted, SourceError, VisionMagicError, one_line, 
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
 from .outputs import is_reference, reference_items
+from .record import KEY, VERSION
 
 
 def expand_sources(sources: Any) -> list[tuple[str, Any]]:
@@ -158,20 +160,23 @@ class Batch:
     async def _ask(self, i: int, label: str, src: Any, cfg: Any, clients: _Clients) -> None:
         from .finish import finish, new_answer, replay, store_key
         from .question import build_question
+        from .recordings import refuse_unrecorded
         from .send import Budget, send_with_retries
 
         if isinstance(src, SourceError):
             raise src
+        started = time.monotonic()
         q = await asyncio.to_thread(  # decoding and resizing stay off the event loop
             build_question, self.prompt, [src], self.opts, labels=[label], cfg=cfg
         )
         answer = self.answers[i] = new_answer(q)
         key = store_key(q)
-        if replay(q, answer, key):
+        if replay(q, answer, key, started):
             return
+        refuse_unrecorded(q)  # replay_only: this row's error, nothing sent
         budget = Budget.from_settings(cfg, retries=self.retries)
         await send_with_retries(await clients.get(q), q.body, answer, budget)
-        finish(q, answer, key)
+        finish(q, answer, key, started)
 
     def table(self) -> Any:
         """One row per item, in input order; an unfinished item has the error ``"not run: interrupted"``."""
@@ -184,7 +189,17 @@ class Batch:
         columns = ["source", "answer"]
         for row in rows:
             columns += [k for k in row if k not in columns and k not in _TAIL]
-        return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+        table = pd.DataFrame(rows, columns=[*columns, *_TAIL])
+        table.attrs[KEY] = self.records()
+        return table
+
+    def records(self) -> dict[str, Any]:
+        """The records of the finished answers (:func:`vision_magic.engine.record.record_of`), as the table's
+        output metadata: ``{"version": 1, "answers": [record, ...]}`` (also in ``table.attrs["vision_magic"]``)."""
+        done = [
+            a.record for i, a in enumerate(self.answers) if self.finished[i] and a is not None and a.record
+        ]
+        return {"version": VERSION, "answers": done}
 
     def run_blocking(self) -> Any:
         """Run the batch from synchronous code; its table. Inside Jupyter (the kernel's loop is running) the

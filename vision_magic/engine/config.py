@@ -73,6 +73,10 @@ class VisionMagic(Configurable):
     cache_path = Unicode(
         "", help="Replay cache file (empty: $VISION_MAGIC_CACHE_DIR or the user cache dir, replay.sqlite3)."
     ).tag(config=True)
+    replay_only = Bool(
+        help="Never send: show recorded answers only (vision_magic.replay_from, cache.load); a question with "
+        "none is one line saying how it differs from the recordings (env VISION_MAGIC_REPLAY_ONLY=1)."
+    ).tag(config=True)
     endpoints = Dict(
         help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
         "inline_timeout, webp, max_images}}, see vision_magic.engine.endpoints.Endpoint."
@@ -86,3 +90,7 @@ class VisionMagic(Configurable):
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("VISION_MAGIC_MODEL") or "gpt-4o"
+
+    @default("replay_only")
+    def _default_replay_only(self) -> bool:
+        return os.environ.get("VISION_MAGIC_REPLAY_ONLY", "").strip().lower() in ("1", "true", "yes", "on")

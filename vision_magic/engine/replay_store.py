@@ -4,11 +4,14 @@ questions or displays (:mod:`vision_magic.engine.finish` decides what is stored 
 A re-run of an identical question is answered from here and sends nothing.
 
 One SQLite file (default ``<user cache dir>/vision_magic/replay.sqlite3``; ``VISION_MAGIC_CACHE_DIR`` or
-``%config VisionMagic.cache_path`` move it), keyed by a SHA-256 of the exact request: endpoint URL, model,
-parameters, messages with every image's bytes as sent. Only the transport flags (``stream``,
-``stream_options``) are left out of the key, so streaming and non-streaming runs share answers. The API key is
-never part of the key or the row. WAL journaling and a busy timeout make it safe with several kernels at once,
-and a kernel killed mid-write leaves the file intact (SQLite transactions are atomic).
+``%config VisionMagic.cache_path`` move it), keyed by the replay key its callers give: the engine uses
+:func:`vision_magic.engine.record.request_key`, a SHA-256 of what was asked (model, system, messages, options,
+each image's SHA-256 and detail) that is the same whatever the endpoint, base URL or key, so answers move
+between machines and servers (:func:`export` / :func:`load`, ``vision_magic.replay_from``). Each row also
+keeps the answer's record (:func:`vision_magic.engine.record.record_of`: no key, no image bytes), which
+``replay_only`` uses to say how a question differs from the recordings. The API key is never part of the key
+or the row. WAL journaling and a busy timeout make it safe with several kernels at once, and a kernel killed
+mid-write leaves the file intact (SQLite transactions are atomic).
 
 The cache never stops a question: :func:`get` and :func:`put` never raise. A file that cannot be opened,
 read or written (damaged, unreadable, read-only, disk full), at the start or mid-session, is told once per
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -44,7 +46,8 @@ from typing import Any, TypeVar
 from ..errors import ConfigError, VisionMagicError, one_line, redact
 
 FILE_NAME = "replay.sqlite3"
-_TRANSPORT_ONLY = ("stream", "stream_options")
+_COLUMNS = ("key", "created", "model", "text", "usage", "finish_reason", "prompt", "n_images", "record")
+COLUMNS = _COLUMNS  # the fields of an exported answer (one JSON object per line)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
@@ -54,7 +57,8 @@ CREATE TABLE IF NOT EXISTS answers (
     usage TEXT,
     finish_reason TEXT,
     prompt TEXT,
-    n_images INTEGER
+    n_images INTEGER,
+    record TEXT
 )
 """
 
@@ -105,24 +109,6 @@ def path(cfg: Any = None) -> Path:
     return Path(configured).expanduser() if configured else default_dir() / FILE_NAME
 
 
-def request_key(body: dict[str, Any], base_url: str) -> str:
-    """SHA-256 of the endpoint and the request body (sorted JSON), without the transport-only fields.
-
-    Examples
-    --------
-    >>> a = request_key({"model": "m", "messages": [], "stream": True}, "http://x/v1")
-    >>> a == request_key({"messages": [], "model": "m"}, "http://x/v1/")
-    True
-    >>> a == request_key({"messages": [], "model": "m2"}, "http://x/v1")
-    False
-    """
-    wanted = {k: v for k, v in body.items() if k not in _TRANSPORT_ONLY}
-    blob = json.dumps(
-        {"endpoint": base_url.rstrip("/"), "body": wanted}, sort_keys=True, ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 def _open(file: Path) -> sqlite3.Connection:
     """A new connection to ``file`` (made, with its folder, if missing) in WAL mode with the answers table."""
     try:
@@ -135,10 +121,22 @@ def _open(file: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_SCHEMA)
+        _add_record_column(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _add_record_column(conn: sqlite3.Connection) -> None:
+    """Give a store made by an older version the ``record`` column (another kernel may just have added it)."""
+    names = {row[1] for row in conn.execute("PRAGMA table_info(answers)")}
+    if "record" not in names:
+        try:
+            conn.execute("ALTER TABLE answers ADD COLUMN record TEXT")
+        except sqlite3.OperationalError as e:
+            if "duplicate column" not in str(e):
+                raise
 
 
 def _identity(file: Path) -> tuple[int, int] | None:
@@ -286,9 +284,21 @@ def _lookup(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     }
 
 
-def _store(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
-    conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-    return True
+def _store(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` (tuples of :data:`COLUMNS`) in one transaction: all of them or, on an error, none."""
+    sql = f"INSERT OR REPLACE INTO answers ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    if len(rows) == 1:
+        conn.execute(sql, rows[0])
+        return 1
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for row in rows:
+            conn.execute(sql, row)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(rows)
 
 
 def get(key: str, cfg: Any = None) -> dict[str, Any] | None:
@@ -328,8 +338,53 @@ def put(key: str, answer: Any, cfg: Any = None) -> bool:
         answer.finish_reason,
         redact(answer.prompt),  # informational only; the key is a hash, so no URL is stored as it is
         len(answer.images),
+        json.dumps(answer.record, ensure_ascii=False) if answer.record else None,
     )
-    return bool(_attempt("write", cfg, lambda conn: _store(conn, row)))
+    return bool(_attempt("write", cfg, lambda conn: _store(conn, [row])))
+
+
+def add(rows: list[dict[str, Any]], cfg: Any = None) -> int:
+    """Store answers given as rows (dicts of :data:`COLUMNS`; ``record``, ``prompt`` and ``n_images`` may be
+    missing); existing keys are replaced. Returns how many. Raises :class:`ConfigError` (one line) when the
+    file cannot be used, or a row lacks a key, a text or a model.
+
+    Examples
+    --------
+    >>> add([{"key": "0" * 64, "created": 0.0, "model": "m", "text": "hi"}])  # doctest: +SKIP
+    1
+    """
+    tuples = []
+    for row in rows:
+        if not (isinstance(row.get("key"), str) and isinstance(row.get("text"), str)):
+            raise ConfigError("an answer to store needs a key and a text")
+        values = {**row, "model": row.get("model") or "", "created": row.get("created") or time.time()}
+        for name in ("usage", "record"):  # JSON columns: stored as text
+            if values.get(name) is not None and not isinstance(values[name], str):
+                values[name] = json.dumps(values[name], ensure_ascii=False)
+        tuples.append(tuple(values.get(c) for c in _COLUMNS))
+    return _checked(cfg, lambda conn: _store(conn, tuples))
+
+
+def _all_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    found = []
+    for (text,) in conn.execute("SELECT record FROM answers WHERE record IS NOT NULL"):
+        with contextlib.suppress(ValueError):
+            record = json.loads(text)
+            if isinstance(record, dict):
+                found.append(record)
+    return found
+
+
+def records(cfg: Any = None) -> list[dict[str, Any]]:
+    """The records kept with the stored answers (see :func:`vision_magic.engine.record.record_of`); empty
+    when the cache cannot be read (told once, as for :func:`get`).
+
+    Examples
+    --------
+    >>> [r["prompt"] for r in records()]  # doctest: +SKIP
+    ['How many shapes are there?']
+    """
+    return _attempt("read", cfg, _all_records) or []
 
 
 def stats(cfg: Any = None) -> dict[str, Any]:
@@ -378,11 +433,10 @@ def close() -> None:
             _drop(key)
 
 
-_COLUMNS = ("key", "created", "model", "text", "usage", "finish_reason", "prompt", "n_images")
-
-
 def export(file: str | os.PathLike[str], cfg: Any = None) -> int:
-    """Write every stored answer to ``file`` as JSON Lines (one object per answer); returns how many.
+    """Write every stored answer to ``file`` as JSON Lines (one object per answer: its key, the answer and
+    its record; no API key, no image bytes); returns how many. :func:`load` on another machine (any
+    endpoint, no key needed) replays them.
 
     Examples
     --------
@@ -392,12 +446,17 @@ def export(file: str | os.PathLike[str], cfg: Any = None) -> int:
     rows = _checked(cfg, lambda conn: conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM answers").fetchall())
     with open(file, "w", encoding="utf-8") as out:
         for row in rows:
-            out.write(json.dumps(dict(zip(_COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+            obj = dict(zip(_COLUMNS, row, strict=True))
+            for name in ("usage", "record"):  # JSON columns: written as objects
+                with contextlib.suppress(TypeError, ValueError):
+                    obj[name] = json.loads(obj[name]) if obj[name] is not None else None
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return len(rows)
 
 
 def load(file: str | os.PathLike[str], cfg: Any = None) -> int:
     """Add the answers of a file written by :func:`export` (existing keys are replaced); returns how many.
+    A line that is not an exported answer is one :class:`ConfigError` line, and nothing is added.
 
     Examples
     --------
@@ -405,19 +464,20 @@ def load(file: str | os.PathLike[str], cfg: Any = None) -> int:
     12
     """
     rows = []
-    with open(file, encoding="utf-8") as src:
-        for n, line in enumerate(src, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                rows.append(tuple(obj[c] for c in _COLUMNS))
-            except (ValueError, KeyError, TypeError):
-                raise ConfigError(
-                    f"{file} line {n} is not an exported answer: use a file from export()"
-                ) from None
-    placeholders = ", ".join("?" * len(_COLUMNS))
-    _checked(
-        cfg, lambda conn: conn.executemany(f"INSERT OR REPLACE INTO answers VALUES ({placeholders})", rows)
-    )
-    return len(rows)
+    try:
+        with open(file, encoding="utf-8") as src:
+            for n, line in enumerate(src, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if not isinstance(obj, dict) or not all(c in obj for c in _COLUMNS[:4]):
+                        raise ValueError
+                except ValueError:
+                    raise ConfigError(
+                        f"{file} line {n} is not an exported answer: use a file from export()"
+                    ) from None
+                rows.append(obj)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{file} cannot be read ({_reason(e) if isinstance(e, OSError) else e})") from None
+    return add(rows, cfg)

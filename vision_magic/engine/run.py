@@ -6,6 +6,7 @@ in :func:`answer_question` too (``ask_many`` shares its pieces: :mod:`vision_mag
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..errors import one_line
@@ -14,6 +15,8 @@ from .endpoints import make_client
 from .finish import finish, new_answer, replay, store_key
 from .options import AskOptions, with_option_keywords
 from .question import Question, build_question
+from .record import record_of
+from .recordings import refuse_unrecorded
 from .send import Budget, run
 from .session import current
 from .views import AnswerView
@@ -26,19 +29,22 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
     in the view; when nothing arrived the view is blanked. Then the error goes on up. ``answer`` (default: a new one) is filled in place, so a caller on another
     thread can hold it while it fills.
     """
+    started = time.monotonic()
     session = current()
     answer = answer if answer is not None else new_answer(q)
     session.last_answer = answer
     if q.options.dry_run:
         answer.dry_run = True
+        answer.record = record_of(q, answer)
         if view is not None:
             view.dry_run(answer, " ".join(q.notes))
         return answer
     key = store_key(q)
-    if replay(q, answer, key):
+    if replay(q, answer, key, started):
         if view is not None:
             view.finish(answer)
         return answer
+    refuse_unrecorded(q)  # replay_only: one line, nothing sent, nothing drawn
     try:
         client = make_client(q.cfg, q.endpoint, max_retries=0)  # retries and deadline: send.Budget
         run(
@@ -53,14 +59,14 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
         answer.incomplete = True
         if answer.error is None:
             answer.error = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(e)
-        finish(q, answer)
+        finish(q, answer, started=started)
         if view is not None:
             if answer.text:
                 view.finish(answer)  # what arrived stays visible, marked as cut off
             else:
                 view.discard()  # nothing arrived: the error's one line is all there is to see
         raise
-    finish(q, answer, key)
+    finish(q, answer, key, started)
     if view is not None:
         view.finish(answer)
     return answer

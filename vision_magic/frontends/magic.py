@@ -11,6 +11,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..engine.config import VisionMagic
 from ..engine.options import AskOptions
+from ..engine.record import KEY
 from ..errors import BatchInterrupted, SourceError, VisionMagicError
 from .line_magic import looks_like_source, split_line
 from .magic_arguments import FLAGS_WITH_VALUES, ask_image_arguments, options_from_args, read_line
@@ -99,6 +100,10 @@ class AskImageMagics(Magics):
             %%ask_image receipt.jpg --json
             Give merchant, date and total.
 
+            %%ask_image --replay-from lesson.ipynb
+
+        (loads the answers recorded in a saved notebook; re-running its cells replays them, sending nothing)
+
         Answers stream in as Markdown; ``vision_magic.last_answer`` holds the last one. Configure defaults
         with ``%config VisionMagic.model = "gpt-4o-mini"`` (also detail, max_tokens, temperature, system,
         base_url, timeout). The key comes from OPENAI_API_KEY; OPENAI_BASE_URL picks any compatible server.
@@ -108,6 +113,13 @@ class AskImageMagics(Magics):
         if cell is None:  # %ask_image SOURCES... QUESTION
             line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source)
         args = read_line(self.ask_image, line)
+        if args.replay_from:
+            if cell.strip():
+                raise VisionMagicError(
+                    "--replay-from loads a lesson's recorded answers and asks nothing: leave the cell empty"
+                )
+            load_lesson(args.replay_from)
+            return
         sources = [self._resolve(token) for token in args.sources]
         run = run_cost if args.cost else run_each if args.each else run_question
         result = run(args, cell, sources, options_from_args(args))
@@ -124,6 +136,19 @@ class AskImageMagics(Magics):
             from ..images.resolve import BadSource
 
             return BadSource(e)  # reported with every other bad source, before anything is sent
+
+
+def load_lesson(path: str) -> int:
+    """``--replay-from PATH``: load the answers recorded in the saved notebook ``path`` into the replay cache
+    (:func:`vision_magic.replay_from`) and say so in one line; returns how many."""
+    from ..engine.recordings import replay_from
+
+    n = replay_from(path)
+    print(
+        f"Loaded {n} recorded answer{'s' if n != 1 else ''} from {path}: re-run the cells to see them "
+        "(marked as replayed; nothing is sent)"
+    )
+    return n
 
 
 def run_question(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
@@ -168,7 +193,7 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
             raise
         _keep_in(args.out, e.table)
         raise e.kept_also_in(args.out) from None
-    display(table)
+    display(table, metadata={KEY: table.attrs.get(KEY) or {}})  # the records of its answers, saved with it
     return table
 
 

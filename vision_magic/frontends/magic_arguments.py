@@ -68,6 +68,12 @@ _ARGUMENTS = [
     argument("--new", action="store_true", help="Start the thread (default or --chat NAME) over."),
     argument("--each", action="store_true", help="Ask about each image on its own; shows a DataFrame."),
     argument("--concurrency", type=int, default=8, help="Requests in flight with --each (default 8)."),
+    argument(
+        "--replay-from",
+        metavar="PATH",
+        help="Load the answers recorded in a saved notebook (a lesson run with a key) into the replay cache; "
+        "re-running its cells shows them and sends nothing. The cell stays empty.",
+    ),
 ]
 
 
@@ -99,7 +105,7 @@ def read_line(magic: Callable[..., Any], line: str) -> Any:
         ) from None
     # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
     args.sources = [unquote(t) for t in args.sources]
-    for name in ("model", "system", "out"):
+    for name in ("model", "system", "out", "replay_from"):
         if isinstance(getattr(args, name, None), str):
             setattr(args, name, unquote(getattr(args, name)))
     if args.out and not args.out.isidentifier():

@@ -17,10 +17,11 @@ import ipywidgets as widgets
 
 from ..engine.answer import Answer
 from ..engine.options import AskOptions, with_option_keywords
+from ..engine.record import record_of
 from ..engine.session import current
 from ..errors import one_line
 from ..images.profiles import DETAILS, PROFILES
-from .render import NotebookView, answer_bundle
+from .render import NotebookView, finished_bundle, record_metadata
 from .source_list import SourceList
 
 _NO_IMAGES = "add an image first: upload files, paste a URL or path, or click “current figure”"
@@ -52,6 +53,7 @@ class AskPanel(widgets.VBox):
         cfg = current().settings
         self.options = options or AskOptions()
         self.answer: Answer | None = None
+        self._asked: Any = None  # the question of the last Ask (a stopped answer's record)
         self._thread: threading.Thread | None = None
         self._run = 0  # id of the current request; output from an older (stopped) one is dropped
         self._stop = threading.Event()  # the current request's stop flag (each request gets its own)
@@ -191,8 +193,9 @@ class AskPanel(widgets.VBox):
     def _error(self, message: str) -> None:
         self.status.value = f"<span style='color:#b00020'>⚠ {html.escape(message)}</span>"
 
-    def _show(self, bundle: dict[str, str]) -> None:
-        self.output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+    def _show(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
+        """Draw ``bundle`` as the panel's one output; ``metadata`` (the answer's record) is saved with it."""
+        self.output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": metadata or {}},)
 
     def ask(self, wait: bool = False) -> Answer | None:
         """What the Ask button does: send the question; the answer streams into the panel.
@@ -216,8 +219,11 @@ class AskPanel(widgets.VBox):
             self._error(one_line(e))
             return None
         self.answer = answer = new_answer(q)
+        self._asked = q
         if q.options.dry_run:
-            return answer_question(q, NotebookView(publish=lambda bundle, update: self._show(bundle)), answer)
+            return answer_question(
+                q, NotebookView(publish=lambda bundle, _, md: self._show(bundle, md)), answer
+            )
         with self._lock:
             self._run += 1
             run_id = self._run
@@ -237,14 +243,14 @@ class AskPanel(widgets.VBox):
 
         raised = []
 
-        def publish(bundle: dict[str, str], update: bool) -> None:
+        def publish(bundle: dict[str, str], update: bool, metadata: dict[str, Any]) -> None:
             with self._lock:  # never draw over what stop() has drawn
                 if stop.is_set():
                     if not raised:  # end the stream (run() closes it) like an interrupt, once
                         raised.append(True)
                         raise _Stopped
                     return  # the panel already shows what arrived
-                self._show(bundle)
+                self._show(bundle, metadata)
 
         try:
             answer_question(q, NotebookView(publish=publish), answer)
@@ -273,8 +279,10 @@ class AskPanel(widgets.VBox):
                 kept = dataclasses.replace(
                     self.answer, text=self.answer.text, incomplete=True, error="stopped"
                 )
+                if self._asked is not None:
+                    kept.record = record_of(self._asked, kept)
                 self.answer = kept
-                self._show(answer_bundle(kept.text, kept.footer()))
+                self._show(finished_bundle(kept), record_metadata(kept))
             self.ask_button.disabled = False
             self.stop_button.disabled = True
 

@@ -1,8 +1,11 @@
 """Draw answers and dry runs in the notebook; knows IPython display, not openai.
 
 An answer is one display (one ``display_id``) updated in place as tokens arrive, at most every
-``interval`` seconds, with a bundle of ``text/markdown`` and a readable ``text/plain``.
-:class:`NotebookView` is the engine's :class:`~vision_magic.engine.views.AnswerView` for notebooks.
+``interval`` seconds, with a bundle of ``text/markdown`` and a readable ``text/plain``. The finished answer
+(also a replayed one) and a dry run carry the answer's record as output metadata under ``vision_magic``
+(:func:`vision_magic.engine.record.record_of`), which Jupyter saves in the ``.ipynb`` as it is:
+``vision_magic.replay_from`` reads it back. :class:`NotebookView` is the engine's
+:class:`~vision_magic.engine.views.AnswerView` for notebooks.
 """
 
 from __future__ import annotations
@@ -14,32 +17,44 @@ import time
 from typing import Any
 
 from ..engine.answer import Answer, markdown_math
+from ..engine.record import KEY
 from ..errors import redact
 from ..images.encode import PreparedImage, data_url, human_bytes
 from ..images.thumbnail import thumbnail
 
 
-def answer_bundle(text: str, footer: str = "", waiting: bool = False) -> dict[str, str]:
-    """The mime bundle of an answer: Markdown for notebooks, plain text for terminals and exports."""
-    if waiting and not text:
+def record_metadata(answer: Answer) -> dict[str, Any]:
+    """The output metadata of a drawn answer: its record under ``vision_magic`` (empty before it has one).
+
+    Examples
+    --------
+    >>> record_metadata(Answer(text="A."))
+    {}
+    """
+    return {KEY: answer.record} if answer.record else {}
+
+
+def finished_bundle(answer: Answer) -> dict[str, str]:
+    """The mime bundle of a finished answer: its Markdown (footer and "sent" line) and plain text."""
+    return {"text/markdown": answer.markdown(), "text/plain": answer.plain()}
+
+
+def answer_bundle(text: str) -> dict[str, str]:
+    """The mime bundle of an answer while it streams in (a placeholder before the first words)."""
+    if not text:
         return {"text/markdown": "*⏳ waiting for the model…*", "text/plain": "(waiting for the model...)"}
-    md = markdown_math(text)
-    plain = text
-    if footer:
-        md += f"\n\n<sub>{html.escape(footer)}</sub>"
-        plain += f"\n\n-- {footer}"
-    return {"text/markdown": md, "text/plain": plain}
+    return {"text/markdown": markdown_math(text), "text/plain": text}
 
 
 class NotebookView:
     """One display updated in place while text streams in, throttled to one render per ``interval``.
 
-    ``publish(bundle, update)`` draws somewhere else than the cell's output (the panel's output widget).
-    A finished answer shown without :meth:`start` (replayed, dry run) is displayed once.
+    ``publish(bundle, update, metadata)`` draws somewhere else than the cell's output (the panel's output
+    widget). A finished answer shown without :meth:`start` (replayed, dry run) is displayed once.
 
     Examples
     --------
-    >>> d = NotebookView(interval=0.1, publish=lambda bundle, update: None)
+    >>> d = NotebookView(interval=0.1, publish=lambda bundle, update, metadata: None)
     >>> d.start(); d.update("Hel"); d.update("Hello"); d.finish(Answer(text="Hello", model="m"))
     >>> d.renders
     2
@@ -57,36 +72,38 @@ class NotebookView:
         self._handle: Any = None
         self._publish = publish
 
-    def _show(self, bundle: dict[str, str], update: bool) -> None:
+    def _show(self, bundle: dict[str, str], update: bool, metadata: dict[str, Any] | None = None) -> None:
         self.renders += 1
+        metadata = metadata or {}
         if self._publish is not None:
-            self._publish(bundle, update)
+            self._publish(bundle, update, metadata)
             return
         from IPython.display import display
 
         if update and self._handle is not None:
-            self._handle.update(bundle, raw=True)
+            self._handle.update(bundle, raw=True, metadata=metadata)
         else:
-            self._handle = display(bundle, raw=True, display_id=True)
+            self._handle = display(bundle, raw=True, display_id=True, metadata=metadata)
 
     def start(self) -> None:
-        self._show(answer_bundle("", waiting=True), update=False)
+        self._show(answer_bundle(""), update=False)
         self._started = True
         self._last = time.monotonic()
 
     def update(self, text: str) -> None:
         now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._show(answer_bundle(text, waiting=True), update=True)
+        # Not started (a --no-stream answer arrives whole): finish draws it, once, with its record.
+        if self._started and now - self._last >= self.interval:
+            self._show(answer_bundle(text), update=True)
             self._last = now
 
     def finish(self, answer: Answer) -> None:
-        self._show(answer_bundle(answer.body_text(), answer.footer()), update=self._started)
+        self._show(finished_bundle(answer), update=self._started, metadata=record_metadata(answer))
         if self._publish is None:
             answer._drawn = _in_this_cell_run()
 
     def dry_run(self, answer: Answer, note: str) -> None:
-        self._show(dry_run_bundle(answer, note), update=False)
+        self._show(dry_run_bundle(answer, note), update=False, metadata=record_metadata(answer))
         if self._publish is None:
             answer._drawn = _in_this_cell_run()
 

@@ -16,4 +16,5 @@ memo       prepared images of unchanged files, reused on re-runs.
 download   fetching an image URL for servers that cannot.
 parts      :func:`content_parts`, the pure front door: sources in, content parts out.
 svg        SVG to PNG (with cairosvg when installed) for SVG outputs.
+digest     what an image is whatever format carries it: the SHA-256 of its pixels (the replay key's).
 """
