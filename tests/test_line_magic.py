@@ -84,3 +84,13 @@ def test_a_misspelt_image_file_is_reported_not_asked_about(shell, openai_env, pi
     out = capsys.readouterr()
     assert "rde.png: file not found" in out.out + out.err
     assert openai_env.chat_requests == []
+
+
+def test_replay_from_on_one_line(shell, pics, capsys):
+    result = shell.run_cell("%ask_image --replay-from no-such-lesson.ipynb")
+    assert result.error_in_exec is not None
+    out = capsys.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no-such-lesson.ipynb" in lines[0], lines
+    result = shell.run_cell("%ask_image --replay-from lesson.ipynb What is this?")
+    assert "asks nothing" in str(result.error_in_exec)

@@ -366,7 +366,7 @@ def test_replay_from_bad_inputs_are_one_line_and_lose_nothing(
     again = vision_magic.ask("bad inputs: colour?", red, display=False)
     assert again.replayed
     result = shell.run_cell("%%ask_image --replay-from plain.ipynb\nA question too")
-    assert "leave the cell empty" in str(result.error_in_exec)
+    assert "asks nothing: give it no sources or question" in str(result.error_in_exec)
 
 
 def test_the_magic_loads_a_lesson(shell, openai_env, cache_dir, tmp_path, monkeypatch, capsys):

@@ -113,15 +113,16 @@ class AskImageMagics(Magics):
         if cell is None:  # %ask_image SOURCES... QUESTION
             line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source)
         args = read_line(self.ask_image, line)
-        if args.replay_from:
-            if cell.strip():
-                raise VisionMagicError(
-                    "--replay-from loads a lesson's recorded answers and asks nothing: leave the cell empty"
-                )
-            load_lesson(args.replay_from)
-            return
         sources = [self._resolve(token) for token in args.sources]
-        run = run_cost if args.cost else run_each if args.each else run_question
+        run = (
+            run_lesson
+            if args.replay_from
+            else run_cost
+            if args.cost
+            else run_each
+            if args.each
+            else run_question
+        )
         result = run(args, cell, sources, options_from_args(args))
         if args.out:
             self.shell.user_ns[args.out] = result
@@ -136,6 +137,15 @@ class AskImageMagics(Magics):
             from ..images.resolve import BadSource
 
             return BadSource(e)  # reported with every other bad source, before anything is sent
+
+
+def run_lesson(args: Any, cell: str, sources: list[Any], options: AskOptions) -> int:
+    """``--replay-from PATH``: load a lesson's recorded answers; nothing is asked."""
+    if cell.strip() or sources:
+        raise VisionMagicError(
+            "--replay-from loads a lesson's recorded answers and asks nothing: give it no sources or question"
+        )
+    return load_lesson(args.replay_from)
 
 
 def load_lesson(path: str) -> int:
