@@ -84,6 +84,12 @@ plots = [
         "plt.show()"
     ),
     code("%%ask_image\nWhat does the plot above show? Estimate the period."),
+    md(
+        "### An earlier output by its number\n\n"
+        "`@N` is every image the cell `[N]` displayed, `@-1` and `@-2` the cells run just before this one; "
+        "`%ask_image` asks on one line."
+    ),
+    code("%ask_image @-2 -d low Is the oscillation really damped? By how much per period?"),
     md("### From Python"),
     code(
         "answer = vision_magic.ask('Which museum grows faster?', fig_a, fig_b, display=False)\n"

@@ -80,6 +80,14 @@ cells = [
     ),
     nbf.v4.new_code_cell("photo_answer"),
     nbf.v4.new_code_cell("vision_magic.last_answer"),
+    nbf.v4.new_markdown_cell(
+        "### An output you can see: `@N`, `@N:K`, `@-1`\n\n"
+        "Any image a cell displayed is a source: `@N` is every image of the cell whose prompt shows `[N]`, "
+        "`@N:K` its K-th image, `@-1` the cell run just before. The one-line `%ask_image` takes the sources "
+        "first, then the question."
+    ),
+    nbf.v4.new_code_cell("Image.open('images/chart.png')  # shown as the cell's value"),
+    nbf.v4.new_code_cell("%ask_image @-1 What is the trend here?"),
 ]
 
 nb = nbf.v4.new_notebook(cells=cells)

@@ -40,6 +40,10 @@ def outputs(nb, mime: str) -> list[str]:
     ]
 
 
+def outputs_of(cell) -> str:
+    return "".join(o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", []))
+
+
 def test_quickstart_live_against_test_server(tmp_path, server):
     from server_fixtures import FAKE_KEY
 
@@ -54,6 +58,11 @@ def test_quickstart_live_against_test_server(tmp_path, server):
     counts = [len(r.images) for r in server.chat_requests]
     assert counts[:8] == [1, 1, 2, 2, 3, 1, 1, 1], counts
     assert all(img["url_kind"] == "data" for r in server.chat_requests for img in r.images)
+    # the last cell, `%ask_image @-1 What is the trend here?`, sent the chart the cell before it showed
+    last = nb.cells[-1]
+    assert last.source.startswith("%ask_image @-1") and "**Answer** from gpt-4o" in outputs_of(last)
+    assert len(server.chat_requests[-1].images) == 1
+    assert server.chat_requests[-1].body["messages"][-1]["content"][0]["text"] == "What is the trend here?"
     saved = nbformat.writes(nb)
     assert FAKE_KEY not in saved
 
