@@ -340,7 +340,7 @@ def test_teaching_notebook_panel_answers_in_the_page(lab, page):
         assert answer.locator("strong", has_text="Answer").count() == 1
         # the "add the chart" cell ran: two thumbnails now
         panel.locator("img").nth(1).wait_for()
-        magic = page.locator(".jp-Notebook .jp-CodeCell").last
+        magic = page.locator(".jp-Notebook .jp-CodeCell", has_text="Does the chart match the drawing?").first
         magic.locator(".jp-OutputArea-output[data-mime-type='text/markdown']").filter(
             has_text="You asked: Does the chart match the drawing?"
         ).wait_for()
