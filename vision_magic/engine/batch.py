@@ -23,7 +23,7 @@ from ..errors import BatchInterrupted, SourceError, VisionMagicError, one_line, 
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
 from .outputs import is_reference, reference_items
-from .record import KEY, VERSION
+from .record import VERSION
 
 
 def expand_sources(sources: Any) -> list[tuple[str, Any]]:
@@ -152,7 +152,7 @@ class Batch:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending)
-            table = current().last_table = self.table()
+            table = self.keep()
             bar.close()
             await clients.close()
         return table
@@ -189,13 +189,20 @@ class Batch:
         columns = ["source", "answer"]
         for row in rows:
             columns += [k for k in row if k not in columns and k not in _TAIL]
-        table = pd.DataFrame(rows, columns=[*columns, *_TAIL])
-        table.attrs[KEY] = self.records()
-        return table
+        return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+
+    def keep(self) -> Any:
+        """The table, kept as the session's ``last_table`` with its answers' records beside it (not in
+        ``table.attrs``: pandas deep-copies those on every operation on the table)."""
+        from .session import current
+
+        session = current()
+        session.last_table, session.last_table_records = self.table(), self.records()
+        return session.last_table
 
     def records(self) -> dict[str, Any]:
         """The records of the finished answers (:func:`vision_magic.engine.record.record_of`), as the table's
-        output metadata: ``{"version": 1, "answers": [record, ...]}`` (also in ``table.attrs["vision_magic"]``)."""
+        output metadata: ``{"version": 1, "answers": [record, ...]}`` (kept as the session's ``last_table_records``)."""
         done = [
             a.record for i, a in enumerate(self.answers) if self.finished[i] and a is not None and a.record
         ]
@@ -222,7 +229,7 @@ class Batch:
         from .session import current
 
         session = current()
-        table = session.last_table = self.table()
+        table = self.keep()
         cache = self.opts.cache if self.opts.cache is not None else session.settings.cache
         answered = int(table["error"].isna().sum())
         return BatchInterrupted(

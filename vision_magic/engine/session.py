@@ -47,6 +47,7 @@ class Session:
     settings: VisionMagic = field(default_factory=VisionMagic)
     last_answer: Answer | None = None
     last_table: Any = None  # a pandas DataFrame
+    last_table_records: dict[str, Any] | None = None  # its answers' records (the table's output metadata)
     last_shown: tuple[str, bytes] | None = None
     chats: dict[str, Any] = field(default_factory=dict)  # name -> vision_magic.engine.chat.Chat
     make_view: Callable[[], AnswerView] | None = None

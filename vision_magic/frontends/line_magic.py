@@ -19,8 +19,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..images.resolve import IMAGE_SUFFIXES
-
 _TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 _LINE = re.compile(r"^(?P<indent>\s*)%ask_image(?P<rest>\s+\S.*)$")
 _SOURCE_PREFIXES = ("@", "http://", "https://", "data:", "file://")
@@ -73,6 +71,8 @@ def looks_like_source(token: str, namespace: dict[str, Any], resolve: Callable[[
     >>> [looks_like_source(t, {}, lambda t: t) for t in ("@3", "typo.png", "What")]
     [True, True, False]
     """
+    from ..images.resolve import IMAGE_SUFFIXES  # on the first one-line question, not at %load_ext
+
     text = token[1:-1] if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"" else token
     if text.startswith(_SOURCE_PREFIXES) or os.path.splitext(text)[1].lower() in IMAGE_SUFFIXES:
         return True  # an image file name is a source even when missing: it is reported, not asked about

@@ -11,7 +11,6 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..engine.config import VisionMagic
 from ..engine.options import AskOptions
-from ..engine.record import KEY
 from ..errors import BatchInterrupted, SourceError, VisionMagicError
 from .line_magic import looks_like_source, split_line
 from .magic_arguments import FLAGS_WITH_VALUES, ask_image_arguments, options_from_args, read_line
@@ -203,7 +202,12 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
             raise
         _keep_in(args.out, e.table)
         raise e.kept_also_in(args.out) from None
-    display(table, metadata={KEY: table.attrs.get(KEY) or {}})  # the records of its answers, saved with it
+    from ..engine.record import KEY
+    from ..engine.session import current
+
+    session = current()
+    records = session.last_table_records if session.last_table is table else None
+    display(table, metadata={KEY: records or {}})  # the records of its answers, saved with it
     return table
 
 
