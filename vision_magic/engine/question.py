@@ -6,6 +6,7 @@ force and the sources; nothing here sends anything, so a dry run shows exactly t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,14 @@ class Question:
     def structured(self) -> bool:
         """True when the answer is parsed as JSON into ``Answer.data`` (JSON mode or a schema)."""
         return self.options.json_mode or self.options.schema is not None
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The replay key: what was asked, whatever the endpoint (see :mod:`vision_magic.engine.record`);
+        computed once per question."""
+        from .record import request_key
+
+        return request_key(self)
 
     @property
     def image_tokens(self) -> int:

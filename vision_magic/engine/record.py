@@ -33,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -71,14 +72,28 @@ def identity_of_url(url: str) -> str:
     >>> identity_of_url("https://example.org/a.png") == hashlib.sha256(b"https://example.org/a.png").hexdigest()
     True
     """
+    known = _identities.get(url)
+    if known is not None:
+        return known
     data = _payload(url)
-    return pixel_digest(data) if data is not None else hashlib.sha256(url.encode("utf-8")).hexdigest()
+    identity = pixel_digest(data) if data is not None else hashlib.sha256(url.encode("utf-8")).hexdigest()
+    with _identities_lock:
+        if len(_identities) >= _IDENTITIES:
+            _identities.pop(next(iter(_identities)))
+        _identities[url] = identity
+    return identity
+
+
+# identities of recently keyed image URLs: a re-run keys the same (memoised) data URL again without decoding
+_IDENTITIES = 256
+_identities: dict[str, str] = {}
+_identities_lock = threading.Lock()
 
 
 def image_digest(img: PreparedImage) -> str:
     """SHA-256 of the bytes sent for ``img`` (of its link when the server fetches it)."""
     if img.data is not None and not img.is_link:
-        return hashlib.sha256(img.data).hexdigest()
+        return img.sha256
     data = _payload(img.url)
     return hashlib.sha256(data if data is not None else img.url.encode("utf-8")).hexdigest()
 
@@ -86,7 +101,7 @@ def image_digest(img: PreparedImage) -> str:
 def image_identity(img: PreparedImage) -> str:
     """What ``img`` is for the key: the SHA-256 of its pixels, or of its link (see :func:`identity_of_url`)."""
     if img.data is not None and not img.is_link:
-        return pixel_digest(img.data)
+        return pixel_digest(img.data, img.sha256)
     return identity_of_url(img.url)
 
 
@@ -195,7 +210,7 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
         "elapsed_s": None if elapsed is None else round(elapsed, 3),
         "finish_reason": answer.finish_reason,
         "replayed": bool(answer.replayed),
-        "request_key": request_key(q),
+        "request_key": q.key,
         "answer": answer.text,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

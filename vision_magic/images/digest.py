@@ -27,10 +27,11 @@ _memo: dict[bytes, str] = {}
 _lock = threading.Lock()
 
 
-def pixel_digest(data: bytes) -> str:
+def pixel_digest(data: bytes, sha256: str | None = None) -> str:
     """SHA-256 of the decoded pixels of the encoded image ``data`` (as RGB, or RGBA when it has transparency,
-    with its size); of the bytes themselves when they are not an image Pillow decodes."""
-    raw = hashlib.sha256(data).digest()
+    with its size); of the bytes themselves when they are not an image Pillow decodes. ``sha256``: the hex
+    SHA-256 of ``data`` when already known (it keys the memo)."""
+    raw = bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()
     with _lock:
         known = _memo.get(raw)
     if known is not None:

@@ -15,6 +15,8 @@ Pure: Pillow only (no IPython, no openai). The policy, in order:
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import io
 import math
 import warnings
@@ -73,6 +75,11 @@ class PreparedImage:
     tokens: int | None = None
     notes: list[str] = field(default_factory=list)
     data: bytes | None = None
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the bytes sent (of the link, for a link); computed once, kept by copies."""
+        return hashlib.sha256(self.data if self.data is not None else self.url.encode("utf-8")).hexdigest()
 
     def part(self) -> dict[str, Any]:
         """The Chat Completions content part for this image."""
