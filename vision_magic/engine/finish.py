@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..images.profiles import cost
 from .answer import Answer
-from .record import record_of
+from .record import record_of, request_key
 
 if TYPE_CHECKING:
     from .question import Question
@@ -23,7 +23,7 @@ def store_key(q: Question) -> str | None:
     or None when the store is off for it (``cache=False``)."""
     if not q.options.cache:
         return None
-    return q.key
+    return request_key(q)
 
 
 def new_answer(q: Question) -> Answer:

@@ -6,7 +6,6 @@ force and the sources; nothing here sends anything, so a dry run shows exactly t
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +42,7 @@ class Question:
     endpoint: Endpoint
     cfg: VisionMagic
     notes: list[str] = field(default_factory=list)
+    replay_key: str | None = None  # filled once by vision_magic.engine.record.request_key
 
     @property
     def model(self) -> str:
@@ -56,14 +56,6 @@ class Question:
     def structured(self) -> bool:
         """True when the answer is parsed as JSON into ``Answer.data`` (JSON mode or a schema)."""
         return self.options.json_mode or self.options.schema is not None
-
-    @functools.cached_property
-    def key(self) -> str:
-        """The replay key: what was asked, whatever the endpoint (see :mod:`vision_magic.engine.record`);
-        computed once per question."""
-        from .record import request_key
-
-        return request_key(self)
 
     @property
     def image_tokens(self) -> int:

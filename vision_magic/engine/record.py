@@ -138,8 +138,10 @@ def request_key_of(body: dict[str, Any], details: list[str]) -> str:
 
 
 def request_key(q: Question) -> str:
-    """The replay key of the question ``q`` (see the module's docstring)."""
-    return request_key_of(q.body, [img.detail for img in q.images])
+    """The replay key of the question ``q`` (see the module's docstring); computed once per question."""
+    if q.replay_key is None:
+        q.replay_key = request_key_of(q.body, [img.detail for img in q.images])
+    return q.replay_key
 
 
 def public_endpoint(base_url: str) -> str:
@@ -210,7 +212,7 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
         "elapsed_s": None if elapsed is None else round(elapsed, 3),
         "finish_reason": answer.finish_reason,
         "replayed": bool(answer.replayed),
-        "request_key": q.key,
+        "request_key": request_key(q),
         "answer": answer.text,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
