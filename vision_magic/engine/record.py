@@ -163,12 +163,13 @@ def public_endpoint(base_url: str) -> str:
     return redact(f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}") if parts.scheme else ""
 
 
-def image_record(img: PreparedImage) -> dict[str, Any]:
-    """What a record keeps of one image sent: label, SHA-256, type, size, bytes and tokens."""
+def image_record(img: PreparedImage, keyed: bool = True) -> dict[str, Any]:
+    """What a record keeps of one image sent: label, SHA-256, type, size, bytes and tokens, and (``keyed``)
+    the SHA-256 of its pixels that the replay key uses (decoding the image once)."""
     return {
         "label": redact(img.source),
         "sha256": image_digest(img),
-        "pixels_sha256": image_identity(img),
+        **({"pixels_sha256": image_identity(img)} if keyed else {}),
         "mime": img.mime,
         "width": img.width,
         "height": img.height,
@@ -202,7 +203,7 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
             "json": bool(q.structured),
         },
         "prompt": redact(q.prompt),
-        "images": [image_record(img) for img in q.images],
+        "images": [image_record(img, keyed=not answer.dry_run) for img in q.images],
         "usage": (
             {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens")}
             if answer.usage
@@ -212,7 +213,7 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
         "elapsed_s": None if elapsed is None else round(elapsed, 3),
         "finish_reason": answer.finish_reason,
         "replayed": bool(answer.replayed),
-        "request_key": request_key(q),
+        "request_key": None if answer.dry_run else request_key(q),  # a dry run is never replayed
         "answer": answer.text,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
