@@ -78,17 +78,22 @@ def test_quickstart_dry_run_without_key(tmp_path, server):
     assert server.chat_requests == []
 
 
-def test_readme_main_command_script(tmp_path, server):
-    """scripts/run_notebook.py (what `make quickstart` runs) saves the executed notebook and explains a dry run."""
+def run_notebook_script(path: Path) -> subprocess.CompletedProcess:
+    """`make quickstart`'s script on ``path``, with no key or server in the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(NOTEBOOK)],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(path)],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
         timeout=300,
     )
+
+
+def test_readme_main_command_script(tmp_path, server):
+    """scripts/run_notebook.py (what `make quickstart` runs) saves the executed notebook and explains a dry run."""
+    proc = run_notebook_script(NOTEBOOK)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dry run" in proc.stdout.lower() and "OPENAI_API_KEY" in proc.stdout
     assert (ROOT / "out" / "quickstart.ipynb").exists()
@@ -107,15 +112,7 @@ def test_run_notebook_counts_only_its_own_answers(tmp_path):
     ]
     path = tmp_path / "stale.ipynb"
     nbformat.write(nb, path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = run_notebook_script(path)
     assert proc.returncode == 1
     assert "(0 answers, 0 dry runs)" in proc.stdout, proc.stdout
     saved = nbformat.read(ROOT / "out" / "stale.ipynb", as_version=4)
