@@ -230,7 +230,7 @@ class Batch:
 
         session = current()
         table = self.keep()
-        cache = self.opts.cache if self.opts.cache is not None else session.settings.cache
+        cache = self.opts.resolved(session.settings).cache
         answered = int(table["error"].isna().sum())
         return BatchInterrupted(
             table, answered, len(self.items), resumable=bool(cache and not self.opts.refresh)

@@ -41,7 +41,7 @@ class Budget:
     @classmethod
     def from_settings(cls, cfg: Any, retries: int | None = None) -> Budget:
         """The budget ``%config VisionMagic`` sets (``max_retries``, ``timeout``, ``deadline``; 0: none)."""
-        deadline = float(getattr(cfg, "deadline", 0) or 0) or None
+        deadline = float(cfg.deadline) or None
         return cls(cfg.max_retries if retries is None else retries, float(cfg.timeout), deadline)
 
     def elapsed(self) -> float:
@@ -102,7 +102,8 @@ def run(
     budget: Budget | None = None,
     on_open: Callable[[], None] | None = None,
 ) -> Answer:
-    """Send ``body``; fill ``answer`` (text, model, usage, finish reason) as the reply arrives.
+    """Send ``body``; fill ``answer`` (text, model, usage, finish reason) as the reply arrives (``on_text``:
+    the text so far, after each streamed piece).
 
     Transient failures before any text are retried within ``budget``. ``on_open`` is called once the server
     has accepted a streamed request (so a failed request draws nothing). ``answer`` is
@@ -112,11 +113,8 @@ def run(
     budget = budget or Budget(retries=0)
     base_url = str(client.base_url).rstrip("/")
     try:
-        if not body.get("stream"):  # nothing to draw until the whole answer is there
-            fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
-            if on_text:
-                on_text(answer.text)
-            return answer
+        if not body.get("stream"):  # nothing to draw until the whole answer is there (the caller finishes it)
+            return fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
         stream = _create(client, body, budget)
         try:
             _check_event_stream(stream, base_url)

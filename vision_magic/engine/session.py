@@ -38,7 +38,7 @@ class Session:
     outputs : the images of earlier cells' outputs, by execution count (``@N``; filled by a front end, see
         :mod:`vision_magic.engine.outputs`); :meth:`output_store` applies the bounds in ``%config``.
     chats : conversation threads by name (``%%ask_image --chat NAME``, :func:`vision_magic.chat`).
-    cell_runs : how many cells the shell has run (counted by the extension; a front end tells "this cell"
+    cell_runs : how many cells the shell has run (counted by the output capture's ``pre_run_cell`` hook; a front end tells "this cell"
         from "a later cell" with it).
     make_view : makes the view an answer is drawn into when ``display=True`` (set by the front ends;
         None: answers are not drawn, e.g. the engine used on its own).

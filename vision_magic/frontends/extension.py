@@ -28,10 +28,6 @@ def notebook_view() -> Any:
     return NotebookView()
 
 
-def _count_cell_run(*_: Any) -> None:
-    current().cell_runs += 1
-
-
 def load(shell: Any) -> None:
     """Register the magic, the ``VisionMagic`` configurable, the output capture and the one-line errors."""
     from .magic import AskImageMagics
@@ -48,8 +44,6 @@ def load(shell: Any) -> None:
     shell.set_custom_exc((VisionMagicError,), _show_error)
     if keep_question not in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.append(keep_question)
-    if _count_cell_run not in shell.events.callbacks["pre_run_cell"]:
-        shell.events.register("pre_run_cell", _count_cell_run)
 
 
 def unload(shell: Any) -> None:
@@ -61,8 +55,6 @@ def unload(shell: Any) -> None:
     output_capture.uninstall(shell)
     if keep_question in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(keep_question)
-    if _count_cell_run in shell.events.callbacks["pre_run_cell"]:
-        shell.events.unregister("pre_run_cell", _count_cell_run)
     if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):
         shell.set_custom_exc((), None)
     session = current()

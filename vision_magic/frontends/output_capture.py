@@ -130,17 +130,20 @@ def install(shell: Any) -> None:
 
 
 def _watch_cells(shell: Any, capture: _Capture) -> None:
-    """Tell the store of outputs which cell runs: its execution count, the number its prompt shows (a run
-    that stores no history has none; its displays are not kept under a number)."""
+    """Tell the session which cell runs: count every run (``Session.cell_runs``), and give the store of
+    outputs its execution count, the number its prompt shows (a run that stores no history has none; its
+    displays are not kept under a number)."""
     events = getattr(shell, "events", None)
     if events is None or capture.events:
         return
 
     def begin(info: Any = None) -> None:
         if capture.enabled:
+            session = current()
+            session.cell_runs += 1  # every run, numbered or not: "this cell" vs "a later one" (render.py)
             count = shell.execution_count  # already counts this cell when it stores history
             numbered = bool(getattr(info, "store_history", False))
-            current().output_store().begin(count - 1 if numbered else None, next_cell=count)
+            session.output_store().begin(count - 1 if numbered else None, next_cell=count)
 
     def end(*_: Any) -> None:
         if capture.enabled:
