@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hardening_helpers import COLOURS  # noqa: E402 - tests/ is on the path from the line above
 
 pytest_plugins = ["server_fixtures"]
 
@@ -38,7 +41,8 @@ def _isolated(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def replay_cache(tmp_path, monkeypatch):
-    """The replay cache on, in a fresh file of this test's; the last batch table forgotten afterwards."""
+    """The replay cache on, in a fresh file of this test's (the fixture's value: its path); the last batch
+    table forgotten afterwards."""
     from vision_magic import cache
     from vision_magic.engine.session import current, settings
 
@@ -46,7 +50,7 @@ def replay_cache(tmp_path, monkeypatch):
     cfg = settings()
     saved = (cfg.cache, cfg.cache_path)
     cfg.cache, cfg.cache_path = True, ""
-    yield
+    yield tmp_path / "cache" / cache.FILE_NAME
     cfg.cache, cfg.cache_path = saved
     cache.close()
     current().last_table = None
@@ -59,3 +63,22 @@ def shell(monkeypatch):
     from hardening_helpers import shell_with_displays
 
     yield from shell_with_displays(monkeypatch)
+
+
+@pytest.fixture
+def pics(tmp_path, monkeypatch):
+    """red.png and blue.png (40x30) in a fresh working directory."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "red.png")
+    Image.new("RGB", (40, 30), "blue").save(tmp_path / "blue.png")
+    return tmp_path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """imgs/ with one PNG per colour of ``COLOURS``, in order; each is 32 + its index pixels wide."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i, colour in enumerate(COLOURS):
+        Image.new("RGB", (32 + i, 24), colour).save(d / f"{i:02d}_{colour}.png")
+    return d

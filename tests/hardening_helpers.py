@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+# the colours of the `folder` fixture's images, in order (batch tests check rows come back in this order)
+COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
+
 
 class Displays:
     """Every display_data / update_display_data the shell published, in order."""

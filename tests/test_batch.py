@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 import pytest
+from hardening_helpers import COLOURS
 from PIL import Image
 from pydantic import BaseModel
 
@@ -17,19 +18,9 @@ from vision_magic.engine.batch import expand_sources
 from vision_magic.engine.send import retry_delay
 
 FAST = {"Retry-After": "0.01"}
-COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
 
 
 pytestmark = pytest.mark.usefixtures("replay_cache")
-
-
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for i, colour in enumerate(COLOURS):
-        Image.new("RGB", (32 + i, 24), colour).save(d / f"{i:02d}_{colour}.png")
-    return d
 
 
 def colour_of(body) -> str:

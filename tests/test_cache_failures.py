@@ -24,19 +24,12 @@ from vision_magic.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 LOGGER = "vision_magic.cache"
 GARBAGE = b"these are notes, not an SQLite database\n" * 200
-COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
 
 
 @pytest.fixture(autouse=True)
-def cache_file(tmp_path, monkeypatch):
+def cache_file(replay_cache):
     """Each test has its own cache file (so the once-per-file warning is fresh), cache on, default path."""
-    monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = settings()
-    saved = (cfg.cache, cfg.cache_path)
-    cfg.cache, cfg.cache_path = True, ""
-    yield tmp_path / "cache" / cache.FILE_NAME
-    cfg.cache, cfg.cache_path = saved
-    cache.close()
+    return replay_cache
 
 
 @pytest.fixture
@@ -44,15 +37,6 @@ def red(tmp_path):
     path = tmp_path / "red.png"
     Image.new("RGB", (40, 30), "red").save(path)
     return path
-
-
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for i, colour in enumerate(COLOURS):
-        Image.new("RGB", (32 + i, 24), colour).save(d / f"{i:02d}_{colour}.png")
-    return d
 
 
 def cache_lines(caplog) -> list[str]:

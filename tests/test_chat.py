@@ -6,33 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
 from pydantic import BaseModel
 
 import vision_magic
-from vision_magic import cache
-from vision_magic.engine.session import current, settings
+from vision_magic.engine.session import current
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = settings()
-    saved = (cfg.cache, cfg.cache_path)
-    cfg.cache, cfg.cache_path = True, ""
+def isolated(replay_cache):
     current().chats.clear()
     yield
     current().chats.clear()
-    cfg.cache, cfg.cache_path = saved
-    cache.close()
-
-
-@pytest.fixture
-def pics(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    Image.new("RGB", (40, 30), "red").save(tmp_path / "red.png")
-    Image.new("RGB", (40, 30), "blue").save(tmp_path / "blue.png")
-    return tmp_path
 
 
 def roles(body) -> list[str]:

@@ -9,14 +9,6 @@ from PIL import Image
 import vision_magic
 
 
-@pytest.fixture
-def pics(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    Image.new("RGB", (40, 30), "red").save(tmp_path / "red.png")
-    Image.new("RGB", (30, 40), "blue").save(tmp_path / "blue.png")
-    return tmp_path
-
-
 def question_sent(server) -> str:
     return server.last.body["messages"][-1]["content"][0]["text"]
 
