@@ -19,12 +19,14 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
 
 import nbformat
-from lab_helpers import ROOT, WAIT_MS, Lab, open_notebook, screenshot, sent_line
+from lab_helpers import ROOT, WAIT_MS, Lab, screenshot, sent_line
+from lab_helpers import open_notebook as _open_notebook
 from nbclient import NotebookClient
 from PIL import Image
 
@@ -172,6 +174,17 @@ def _notebook(lab: Lab, cells: list, name: str = "nb.ipynb") -> tuple[Path, str]
     }
     nbformat.write(nb, folder / name)
     return folder, f"{folder.name}/{name}"
+
+
+def open_notebook(page, lab: Lab, path: str, run_all: bool = True) -> None:
+    """Open the notebook; the extension must have activated (an error in its activate() is a console error)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if "vision-magic" in m.text else None)
+    _open_notebook(page, lab, path, run_all)
+    assert page.evaluate(
+        "() => jupyterapp.hasPlugin('vision-magic:plugin') && jupyterapp.isPluginActivated('vision-magic:plugin')"
+    )
+    assert not errors, errors
 
 
 def _run_answer(page, cell_index: int, prompt: str) -> object:
@@ -403,3 +416,84 @@ def test_sent_line_expectation_matches_the_one_without_the_extension():
     assert json.dumps(EXPECTED_SENT_LINE, sort_keys=True) == json.dumps(
         test_browser.EXPECTED_SENT_LINE, sort_keys=True
     )
+
+
+def _put_settings(lab: Lab, raw: dict) -> None:
+    body = json.dumps({"raw": json.dumps(raw)}).encode()
+    req = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/vision-magic:plugin",
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204
+
+
+def test_settings_palette_widget_images_broken_images_and_a_large_paste(lab, page):
+    import numpy as np
+
+    noise = io.BytesIO()
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (1800, 1800, 3), dtype=np.uint8)).save(
+        noise, "PNG"
+    )
+    large = noise.getvalue()
+    assert len(large) > 8 * 1024 * 1024  # saved in several requests (4 MB each)
+    folder, path = _notebook(
+        lab,
+        [
+            nbformat.v4.new_code_cell("%load_ext vision_magic"),
+            nbformat.v4.new_code_cell(
+                "import ipywidgets as w\nfrom PIL import Image\nfrom IPython.display import display\n"
+                "out = w.Output()\nwith out:\n    display(Image.new('RGB', (40, 40), 'magenta'))\nout"
+            ),
+            nbformat.v4.new_code_cell("display(Image.new('RGB', (50, 50), 'cyan'))\nprint('done')"),
+            nbformat.v4.new_markdown_cell("![gone](missing.png)"),
+            nbformat.v4.new_code_cell("%%ask_image\nWhat is this?"),
+        ],
+    )
+    _put_settings(lab, {"imagesFolder": "shots/today", "defaultPrompt": "Describe it."})
+    try:
+        open_notebook(page, lab, path)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cells.nth(2).locator(".jp-OutputArea-output img").wait_for()
+
+        # a broken image: the menu item is disabled and says why
+        cells.nth(3).locator(".jp-RenderedMarkdown img").click(button="right")
+        item = page.locator(".lm-Menu-item", has_text="Ask about this image (it did not load)")
+        item.wait_for()
+        assert "lm-mod-disabled" in (item.get_attribute("class") or "")
+        page.keyboard.press("Escape")
+
+        # an image inside an ipywidgets Output: its bytes handed over, into the configured folder
+        widget_image = cells.nth(1).locator(".widget-output img")
+        widget_image.wait_for()
+        sources = _insert_via_menu(page, widget_image)
+        match = re.fullmatch(r"%%ask_image (shots/today/output-[0-9a-f]{16}\.png)\nDescribe it\.", sources[2])
+        assert match, sources[2]
+        saved = Image.open(folder / match.group(1)).convert("RGB")
+        assert saved.size == (40, 40) and saved.getpixel((20, 20)) == (255, 0, 255)
+
+        # the command palette: the active cell's last image
+        page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".jp-InputPrompt").click()
+        page.keyboard.press("Control+Shift+C")
+        page.locator(".lm-CommandPalette-input").fill("Ask about the last image")
+        page.locator(
+            ".lm-CommandPalette-item", has_text="Ask about the last image of this cell"
+        ).first.click()
+        _wait_cells(page, 7)
+        assert _cell_sources(page)[4] == "%%ask_image @3:1\nDescribe it."
+
+        # a large pasted image: saved whole (in chunks); the magic's own size rules apply when it is sent
+        page.locator(".jp-Notebook .jp-Cell").nth(6).locator(".cm-content").click()
+        page.evaluate(_PASTE, [6, base64.b64encode(large).decode(), "image.png", "paste"])
+        page.wait_for_function(
+            "() => jupyterapp.shell.currentWidget.content.widgets[6].model.sharedModel.getSource()"
+            ".includes('shots/today/pasted-')",
+            timeout=WAIT_MS,
+        )
+        pasted = re.search(r"shots/today/pasted-\S+\.png", _cell_sources(page)[6]).group(0)
+        assert (folder / pasted).read_bytes() == large
+    finally:
+        _put_settings(lab, {})
+        lab.delete_sessions(path)

@@ -322,6 +322,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return quotePath(found.url);
         case 'data':
           return quotePath(await saveContent(panel, base64ToBytes(found.base64), found.mime));
+        case 'blob': {
+          // an image widget's bytes live in the page: fetch them from the blob URL and hand them over
+          const response = await fetch(img.src);
+          const bytes = new Uint8Array(await response.arrayBuffer());
+          return quotePath(await saveContent(panel, bytes, response.headers.get('content-type') || 'image/png'));
+        }
         default:
           Notification.warning('This image has no file, URL or embedded data to send.', { autoClose: 8000 });
           return null;
@@ -418,7 +424,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     for (const selector of ['.jp-Notebook .jp-OutputArea-output img', '.jp-Notebook .jp-MarkdownCell .jp-RenderedMarkdown img']) {
       app.contextMenu.addItem({ command: ASK_IMAGE, selector, rank: 0 });
     }
-    app.contextMenu.addItem({ command: ASK_LAST, selector: '.jp-Notebook .jp-Cell', rank: 100 });
+    for (const selector of ['.jp-Notebook .jp-CodeCell:not(.jp-mod-noOutputs)', '.jp-Notebook .jp-MarkdownCell']) {
+      app.contextMenu.addItem({ command: ASK_LAST, selector, rank: 100 });
+    }
     if (palette) {
       palette.addItem({ command: ASK_LAST, category: 'vision_magic' });
     }

@@ -216,6 +216,7 @@ export type MarkdownImage =
   | { kind: 'path'; path: string }
   | { kind: 'url'; url: string }
   | { kind: 'data'; mime: string; base64: string }
+  | { kind: 'blob' }
   | { kind: 'unknown' };
 
 /** The MIME type and base64 payload of a `data:` URL, or null. */
@@ -248,6 +249,9 @@ export function markdownImage(src: string, baseUrl: string, notebookPath: string
   }
   if (/^https?:\/\//i.test(src) && !src.startsWith(base)) {
     return { kind: 'url', url: src };
+  }
+  if (src.startsWith('blob:')) {
+    return { kind: 'blob' };
   }
   return { kind: 'unknown' };
 }

@@ -118,5 +118,6 @@ test('a Markdown image is given as a path, a URL or its bytes', () => {
     mime: 'image/png',
     base64: 'iVBO'
   });
-  assert.deepEqual(markdownImage('blob:http://x/1', base, 'nb.ipynb'), { kind: 'unknown' });
+  assert.deepEqual(markdownImage('blob:http://x/1', base, 'nb.ipynb'), { kind: 'blob' });
+  assert.deepEqual(markdownImage(base + 'lab/tree/x.png', base, 'nb.ipynb'), { kind: 'unknown' });
 });
