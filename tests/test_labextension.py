@@ -227,7 +227,6 @@ def test_right_click_an_output_inserts_its_reference_and_the_cell_sends_that_ima
 
         # the inline figure (cell [3]): inserted below it; undo removes the inserted cell in one step
         assert _insert_via_menu(page, figure)[3] == "%%ask_image @3:1\n"
-        screenshot(page.locator(".jp-Notebook .jp-Cell").nth(2), "labextension_inserted.png")
         page.keyboard.press("Escape")
         page.keyboard.press("z")
         _wait_cells(page, 4)
@@ -249,6 +248,19 @@ def test_right_click_an_output_inserts_its_reference_and_the_cell_sends_that_ima
         page.locator(".lm-Menu-item", has_text="Ask about this image").click()
         _wait_cells(page, before + 1)
         assert _cell_sources(page)[2] == "%%ask_image @2:2\n"
+        top = page.locator(".jp-Notebook .jp-Cell").nth(1).bounding_box()
+        bottom = page.locator(".jp-Notebook .jp-Cell").nth(2).bounding_box()
+        SHOTS = ROOT / "out" / "screenshots"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(
+            path=str(SHOTS / "labextension_inserted.png"),
+            clip={
+                "x": top["x"],
+                "y": top["y"],
+                "width": top["width"],
+                "height": bottom["y"] + bottom["height"] - top["y"],
+            },
+        )
         cell = _run_answer(page, 2, "Which colour is this square?")
         assert (
             lab.model_server.last.body["messages"][-1]["content"][0]["text"] == "Which colour is this square?"
@@ -496,4 +508,60 @@ def test_settings_palette_widget_images_broken_images_and_a_large_paste(lab, pag
         assert (folder / pasted).read_bytes() == large
     finally:
         _put_settings(lab, {})
+        lab.delete_sessions(path)
+
+
+def test_a_notebook_that_never_loads_vision_magic_gets_the_load_line_and_the_cell_runs(lab, page):
+    folder, path = _notebook(
+        lab,
+        [
+            nbformat.v4.new_code_cell("from PIL import Image\nImage.new('RGB', (40, 40), (0, 160, 0))"),
+            nbformat.v4.new_code_cell("x = 1"),
+        ],
+    )
+    (folder / "pics").mkdir()
+    (folder / "pics" / "from browser.png").write_bytes(_png("navy", (30, 30)))
+    try:
+        open_notebook(page, lab, path)
+        image = page.locator(".jp-Notebook .jp-CodeCell").nth(0).locator(".jp-OutputArea-output img")
+        image.wait_for()
+        before = _cell_sources(page)
+        _ask_via_menu(page, image)
+        _wait_cells(page, len(before) + 2)
+        # undo removes both inserted cells (the load line and the question) in one step
+        page.keyboard.press("Escape")
+        page.keyboard.press("z")
+        _wait_cells(page, len(before))
+        assert _cell_sources(page) == before
+        _ask_via_menu(page, image)
+        _wait_cells(page, len(before) + 2)
+        sources = _cell_sources(page)
+        assert sources[1] == "%load_ext vision_magic"  # the record, so the notebook replays top to bottom
+        assert re.fullmatch(r"%%ask_image images/output-[0-9a-f]{16}\.png\n", sources[2]), sources[2]
+        # the kernel had no %%ask_image: it was loaded, so the question runs without running the line above
+        page.wait_for_function(
+            "() => document.activeElement && document.activeElement.classList.contains('cm-content')",
+            timeout=WAIT_MS,
+        )
+        _run_answer(page, 2, "What colour is it?")
+        r, g, b = _sent_colour(lab)
+        assert g > 120 and r < 40 and b < 40, (r, g, b)
+
+        # an image dragged from JupyterLab's file browser onto the ask cell: its path, nothing copied
+        page.locator(".jp-DirListing-item", has_text="pics").dblclick()
+        listed = page.locator(".jp-DirListing-item", has_text="from browser.png")
+        listed.wait_for()
+        target = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".cm-content").bounding_box()
+        listed.hover()
+        page.mouse.down()
+        page.mouse.move(target["x"] + 40, target["y"] + 8, steps=12)  # Lumino drags need real moves
+        page.mouse.up()
+        page.wait_for_function(
+            "() => jupyterapp.shell.currentWidget.content.widgets[2].model.sharedModel.getSource()"
+            ".includes('from browser')",
+            timeout=WAIT_MS,
+        )
+        assert _cell_sources(page)[2].split("\n")[0].endswith(' "pics/from browser.png"')
+        assert sorted(p.name for p in (folder / "pics").iterdir()) == ["from browser.png"]
+    finally:
         lab.delete_sessions(path)

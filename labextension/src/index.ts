@@ -518,8 +518,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (askCell(panel, event.target) && fromBrowser(event).length > 0) {
           event.preventDefault();
           event.stopPropagation();
+          // the file browser offers only 'move'; the drop target decides what happens (nothing is moved)
           const drag = event as unknown as { dropAction: string; proposedAction: string };
-          drag.dropAction = drag.proposedAction === 'none' ? 'none' : 'copy';
+          drag.dropAction = drag.proposedAction;
         }
       };
       node.addEventListener('lm-dragenter', accept, true);
