@@ -446,11 +446,10 @@ def test_settings_palette_widget_images_broken_images_and_a_large_paste(lab, pag
     import numpy as np
 
     noise = io.BytesIO()
-    Image.fromarray(np.random.default_rng(7).integers(0, 255, (1800, 1800, 3), dtype=np.uint8)).save(
-        noise, "PNG"
-    )
+    pixels = np.random.default_rng(7).integers(0, 255, (3700, 3700, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(noise, "PNG", compress_level=1)
     large = noise.getvalue()
-    assert len(large) > 8 * 1024 * 1024  # saved in several requests (4 MB each)
+    assert len(large) > 40_000_000  # a 40 MB paste: saved in 4 MB requests
     folder, path = _notebook(
         lab,
         [
@@ -506,6 +505,13 @@ def test_settings_palette_widget_images_broken_images_and_a_large_paste(lab, pag
         )
         pasted = re.search(r"shots/today/pasted-\S+\.png", _cell_sources(page)[6]).group(0)
         assert (folder / pasted).read_bytes() == large
+        # sent like any file: at the model's resolution (gpt-4o high: 768 px short side), not 40 MB
+        page.keyboard.press("Shift+Enter")
+        answer = cells.nth(6).locator(".jp-OutputArea-output[data-mime-type='text/markdown']")
+        answer.locator("sub", has_text="tokens in").wait_for()
+        part = lab.model_server.last.body["messages"][-1]["content"][1]
+        sent = Image.open(io.BytesIO(base64.b64decode(part["image_url"]["url"].split(",", 1)[1])))
+        assert sent.size == (768, 768), sent.size
     finally:
         _put_settings(lab, {})
         lab.delete_sessions(path)
