@@ -11,7 +11,10 @@ and the official ``openai`` SDK:
 Every chat request body is validated against OpenAI's published schema (``validate.py`` next to the
 schema bundle, see ``find_schema_dir``); invalid bodies get a 400 and are listed in ``server.schema_errors``.
 Data-URL images are checked (MIME and base64) and measured. Faults (error statuses, HTML error pages, dropped
-or malformed streams, hangs, closed connections) can be queued or injected at random.
+or malformed streams, hangs, closed connections) can be queued or injected at random. Behaviour switches
+copy other OpenAI-compatible servers (no ``[DONE]``, usage on the finish chunk, error shapes of FastAPI and
+LiteLLM, unknown-model answers, WEBP refused, a 1 MB body limit, ...): ``OpenAIServer(behaviour="llamacpp")``,
+``server.behave("litellm")`` or single settings, see ``behaviours``.
 
 Usage in tests::
 
@@ -30,11 +33,12 @@ Modules: ``server`` (OpenAIServer: settings, recording, faults, lifecycle), ``ha
 ``transport`` (HTTP plumbing), ``replies`` (the ``Reply`` record and the JSON/SSE bodies built from it),
 ``faults`` (fault kinds and their error responses), ``request_body`` (reading a request: messages, images,
 default reply, usage), ``recording`` (RecordedRequest), ``schema`` (finding and applying OpenAI's schema),
-``urls`` (the paths served).
+``urls`` (the paths served), ``behaviours`` (switches and presets copying other servers).
 """
 
 from __future__ import annotations
 
+from .behaviours import BEHAVIOUR_DEFAULTS, PRESETS
 from .faults import FAULT_KINDS, Fault
 from .recording import RecordedRequest
 from .replies import Reply
@@ -44,6 +48,8 @@ from .server import DEFAULT_MODELS, DEFAULT_ORIGINAL_MODELS, OpenAIServer
 
 __all__ = [
     "ALLOWED_IMAGE_MIMES",
+    "BEHAVIOUR_DEFAULTS",
+    "PRESETS",
     "DEFAULT_MODELS",
     "DEFAULT_ORIGINAL_MODELS",
     "FAULT_KINDS",

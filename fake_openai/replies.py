@@ -28,6 +28,8 @@ class Reply:
     empty_first_chunk: bool = False  # stream a first chunk with ``choices: []``
     refusal: str | None = None  # the model refuses: ``message.refusal`` (or ``delta.refusal``), no content
     no_choices: bool = False  # answer with ``choices: []`` (a reply with no answer at all)
+    usage_on_finish: bool = False  # the usage rides on the finish chunk (no separate usage chunk)
+    usage_chunk_choices: bool = False  # the usage chunk carries a non-empty ``choices``
 
 
 def error_body(
@@ -112,9 +114,13 @@ def stream_chunks(reply: Reply) -> list[dict]:
         return chunks + ([_chunk(reply, [], usage=reply.usage)] if reply.include_usage else [])
     chunks.append(_chunk(reply, _choice({"role": "assistant", "content": ""})))
     chunks += [_chunk(reply, _choice({field: p})) for p in pieces]
-    chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
-    if reply.include_usage:
-        chunks.append(_chunk(reply, [], usage=reply.usage))
+    if reply.include_usage and reply.usage_on_finish:
+        chunks.append(_chunk(reply, _choice({}, reply.finish_reason), usage=reply.usage))
+    else:
+        chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
+    if reply.include_usage and not reply.usage_on_finish:
+        choices = _choice({"content": ""}) if reply.usage_chunk_choices else []
+        chunks.append(_chunk(reply, choices, usage=reply.usage))
     if reply.fault is not None:
         stop_after = int(reply.fault.params.get("after", 2))
         head = (1 if reply.empty_first_chunk else 0) + 1
