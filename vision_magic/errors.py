@@ -54,10 +54,15 @@ class ConfigError(VisionMagicError):
 
 
 class APIError(VisionMagicError):
-    """The server answered with an error, or could not be reached."""
+    """The server answered with an error, or could not be reached.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``kind`` names errors the engine can give more advice about: ``"unknown_model"`` (the server does not
+    offer the model asked for) and ``"too_large"`` (413: the request is over the server's size limit).
+    """
+
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
         self.status = status
+        self.kind = kind
         super().__init__(message)
 
 

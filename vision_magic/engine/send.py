@@ -6,9 +6,12 @@ Runs a request (streaming or not, or many concurrently with retries) and turns e
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import html
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,13 +62,15 @@ class Budget:
         left = self.remaining()
         return left is not None and left <= 0
 
-    def retry_after(self, e: Exception, attempt: int, base_url: str) -> float:
+    def retry_after(self, e: Exception, attempt: int, base_url: str, model: str | None = None) -> float:
         """Seconds to wait before trying again after ``e`` (try ``attempt``, 0-based); raises the final one-line
-        :class:`APIError`, saying what was tried, when ``e`` is not transient, the retries are used up, or
-        the wait would pass the deadline."""
+        :class:`APIError`, saying what was tried, when ``e`` is not transient (an unknown ``model`` never is,
+        even as a 500), the retries are used up, or the wait would pass the deadline."""
         import openai
 
-        err = describe_error(e, base_url)
+        err = describe_error(e, base_url, model)
+        if err.kind == "unknown_model":
+            raise err from None
         if isinstance(e, openai.APIStatusError):
             transient, headers = e.status_code in RETRY_STATUSES or e.status_code >= 500, e.response.headers
         else:
@@ -129,7 +134,7 @@ def run(
         answer.error = "interrupted"
         raise
     except Exception as e:
-        err = e if isinstance(e, APIError) else describe_error(e, base_url)
+        err = e if isinstance(e, APIError) else describe_error(e, base_url, body.get("model"))
         if answer.text:
             import openai
 
@@ -151,7 +156,7 @@ def _create(client: Any, body: dict[str, Any], budget: Budget) -> Any:
         try:
             return client.chat.completions.create(**body, timeout=budget.attempt_timeout())
         except Exception as e:
-            time.sleep(budget.retry_after(e, attempt, base_url))
+            time.sleep(budget.retry_after(e, attempt, base_url, body.get("model")))
         attempt += 1
 
 
@@ -251,12 +256,43 @@ _HINTS = {
     404: "check the model name (-m / %config VisionMagic.model) and OPENAI_BASE_URL",
     408: "try again, or raise %config VisionMagic.timeout",
     413: "the request is too large: use --detail low or fewer images",
+    422: "the server refused the request",
     429: "rate limit or quota reached: wait a moment and retry, or check your plan's limits",
 }
 
+# What servers say when they do not know a model (OpenAI, vLLM, Ollama, LM Studio, LiteLLM, transformers serve)
+_UNKNOWN_MODEL = re.compile(
+    r"does ?n[o']t exist|not found|no such model|unknown model|invalid model|model not (found|loaded|available)"
+    r"|not a valid model|is not a local folder|not (available|loaded|supported)|try pulling it",
+    re.I,
+)
 
-def describe_error(e: BaseException, base_url: str) -> APIError:
-    """One line for an SDK or transport error: what happened, the server's words, and what to do."""
+
+def is_unknown_model(status: int, message: str, code: Any = None, model: str | None = None) -> bool:
+    """Whether an error answer says the server does not know ``model``: a 404 naming it (or with OpenAI's
+    ``model_not_found`` code), or a 400/422/500 whose message names it in words like "not found" or
+    "invalid model name" (LiteLLM, servers pinned to one model, an unpinned transformers serve).
+
+    Examples
+    --------
+    >>> is_unknown_model(400, "Invalid model name passed in model=llava", model="llava")
+    True
+    >>> is_unknown_model(500, "CUDA out of memory", model="llava")
+    False
+    """
+    if code == "model_not_found":
+        return True
+    names_it = bool(model) and str(model).lower() in message.lower()
+    if status == 404:
+        return names_it or "model" in message.lower() and bool(_UNKNOWN_MODEL.search(message))
+    return status in (400, 403, 422, 500) and names_it and bool(_UNKNOWN_MODEL.search(message))
+
+
+def describe_error(e: BaseException, base_url: str, model: str | None = None) -> APIError:
+    """One line for an SDK or transport error: what happened, the server's words, and what to do.
+
+    ``model`` (the model asked for) lets an answer that does not know it be recognised, whatever its status
+    (the error's ``kind`` is then ``"unknown_model"``; a 413's is ``"too_large"``)."""
     import openai
 
     if isinstance(e, openai.APITimeoutError):
@@ -267,9 +303,16 @@ def describe_error(e: BaseException, base_url: str) -> APIError:
         return APIError(f"Could not reach {base_url}{why}: is the server running and OPENAI_BASE_URL right?")
     if isinstance(e, openai.APIStatusError):
         status = e.status_code
-        message = _server_message(e)
+        message, code = _server_message(e)
+        if is_unknown_model(status, message, code, model):
+            hint = f"the server does not offer the model {model!r}" if model else "check the model name"
+            hint += ": pick one with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
+            return APIError(f"The server answered {status}: {message} ({hint})", status, "unknown_model")
         hint = _HINTS.get(status, "the server failed; try again later" if status >= 500 else "")
-        return APIError(f"The server answered {status}: {message}" + (f" ({hint})" if hint else ""), status)
+        kind = "too_large" if status == 413 else None
+        return APIError(
+            f"The server answered {status}: {message}" + (f" ({hint})" if hint else ""), status, kind
+        )
     if isinstance(e, json.JSONDecodeError):
         return APIError(f"The server at {base_url} sent a malformed response ({e.msg}); try again")
     if isinstance(e, openai.OpenAIError):
@@ -277,24 +320,78 @@ def describe_error(e: BaseException, base_url: str) -> APIError:
     return APIError(f"Unexpected {type(e).__name__} while talking to {base_url}: {e}")
 
 
-def _server_message(e: Any) -> str:
-    body = getattr(e, "body", None)
-    msg = None
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        msg = err.get("message") if isinstance(err, dict) else err
-    if not msg:
-        text = ""
-        with contextlib.suppress(Exception):
-            text = e.response.text
-        if "<html" in text.lower() or "<!doctype" in text.lower():
-            import re
+def error_message(body: Any, text: str = "") -> tuple[str, Any]:
+    """``(message, code)`` of an error answer, whatever its shape: OpenAI's ``{"error": {"message"}}``,
+    FastAPI's ``{"detail": "..."}`` or ``{"detail": [{"loc": [...], "msg": "..."}]}``, LiteLLM's message
+    holding a Python dict repr, plain text, or an HTML page (its title only).
 
-            title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-            msg = f"an HTML error page ({title.group(1).strip()})" if title else "an HTML error page"
+    Examples
+    --------
+    >>> error_message({"detail": [{"loc": ["body", "model"], "msg": "Field required"}]})
+    ('model: Field required', None)
+    >>> error_message({"message": "{'error': '/chat/completions: Invalid model name passed in model=x'}"})
+    ('/chat/completions: Invalid model name passed in model=x', None)
+    >>> error_message(None, "<html><head><title>502 Bad Gateway</title></head><body>...</body></html>")
+    ('an HTML error page (502 Bad Gateway)', None)
+    """
+    code = None
+    msg: Any = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            code = inner.get("code")
+            msg = inner.get("message") or inner.get("msg") or inner.get("detail")
         else:
-            msg = text.strip()[:300] or e.message
-    return redact(" ".join(str(msg).split()))[:500]
+            msg = inner
+        if msg is None and "detail" in body:
+            msg = body["detail"]
+    elif isinstance(body, str):
+        text = text or body
+        is_page = "<html" in body.lower() or "<!doctype" in body.lower()
+        msg = None if is_page else body.strip()[:300]
+    msg = _unwrap(msg)
+    if msg:
+        return str(msg), code if isinstance(code, str) else None
+    if "<html" in text.lower() or "<!doctype" in text.lower():
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        return (
+            f"an HTML error page ({html.unescape(title.group(1).strip())})" if title else "an HTML error page"
+        ), None
+    return text.strip()[:300], None
+
+
+def _unwrap(msg: Any) -> Any:
+    """A message that is FastAPI's list of ``{loc, msg}``, or a dict (or its Python repr), as plain words."""
+    if isinstance(msg, str) and msg.startswith("{") and msg.endswith("}"):
+        with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+            msg = ast.literal_eval(msg)  # LiteLLM: "{'error': '/chat/completions: Invalid model name ...'}"
+    if isinstance(msg, dict):
+        for key in ("error", "message", "msg", "detail"):
+            if msg.get(key):
+                return _unwrap(msg[key])
+        return None
+    if isinstance(msg, list):
+        items = []
+        for item in msg[:3]:
+            if isinstance(item, dict):
+                loc = [str(p) for p in item.get("loc", []) if p not in ("body", "query")]
+                items.append((".".join(loc) + ": " if loc else "") + str(item.get("msg", "")))
+            else:
+                items.append(str(item))
+        return "; ".join(items)
+    return msg
+
+
+def _server_message(e: Any) -> tuple[str, Any]:
+    body = getattr(e, "body", None)
+    text = ""
+    with contextlib.suppress(Exception):
+        text = e.response.text
+    if isinstance(body, dict) and not (set(body) & {"error", "message", "msg", "detail"}):
+        body = None  # not an error body we can read: fall back to the text
+    message, code = error_message(body, text)
+    message = message or getattr(e, "message", "") or "no details"
+    return redact(" ".join(str(message).split()))[:500], code
 
 
 def retry_delay(headers: Any, attempt: int) -> float:
@@ -342,7 +439,7 @@ async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, b
         try:
             resp = await client.chat.completions.create(**body, timeout=budget.attempt_timeout())
         except Exception as e:
-            await asyncio.sleep(budget.retry_after(e, attempt, base_url))
+            await asyncio.sleep(budget.retry_after(e, attempt, base_url, body.get("model")))
         else:
             return fill_from_completion(resp, answer, body["model"], base_url)
         attempt += 1

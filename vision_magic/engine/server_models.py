@@ -1,0 +1,157 @@
+"""What models a server offers (``GET /v1/models``, fetched once per server), and the advice an error line
+gets from the question it answers: the offered models for an unknown model, the cause of a 413.
+
+Examples
+--------
+>>> import vision_magic
+>>> vision_magic.models()  # doctest: +SKIP
+[<model qwen2.5vl:7b (images)>, <model llama3.2:3b>]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import APIError, redact
+from ..images.profiles import profile_for
+from .endpoints import Endpoint, is_openai
+
+if TYPE_CHECKING:
+    from .question import Question
+
+SHOWN_MODELS = 8  # an error line lists at most this many offered models
+LIST_TIMEOUT = 10.0  # seconds for GET /v1/models
+
+_offered: dict[str, list[str] | None] = {}  # base URL -> model ids (None: the server would not say)
+
+
+@dataclass(frozen=True)
+class OfferedModel:
+    """One model a server offers; ``vision`` is True when the profile table (or the endpoint's ``models``)
+    knows it to take images, False when nothing says so.
+
+    Examples
+    --------
+    >>> OfferedModel("gpt-4o", True)
+    <model gpt-4o (images)>
+    """
+
+    id: str
+    vision: bool
+
+    def __repr__(self) -> str:
+        return f"<model {self.id}{' (images)' if self.vision else ''}>"
+
+
+def fetch_models(cfg: Any, endpoint: Endpoint) -> list[str]:
+    """The ids ``GET /v1/models`` lists (raises :class:`APIError`, one line, when the server does not answer)."""
+    from .endpoints import make_client
+    from .send import describe_error
+
+    client = make_client(cfg, endpoint, max_retries=0)
+    try:
+        page = client.models.list(timeout=min(LIST_TIMEOUT, float(cfg.timeout)))
+        return [m.id for m in page.data if getattr(m, "id", None)]
+    except Exception as e:
+        raise describe_error(e, endpoint.base_url) from None
+    finally:
+        client.close()
+
+
+def offered_models(cfg: Any, endpoint: Endpoint, refresh: bool = False) -> list[str] | None:
+    """The models the server offers, fetched once per base URL per session; None when it would not say."""
+    if refresh or endpoint.base_url not in _offered:
+        try:
+            _offered[endpoint.base_url] = fetch_models(cfg, endpoint)
+        except Exception:
+            _offered[endpoint.base_url] = None
+    return _offered[endpoint.base_url]
+
+
+def forget_offered() -> None:
+    """Forget every server's model list (the next unknown-model error fetches it again)."""
+    _offered.clear()
+
+
+def takes_images(model: str, cfg: Any, endpoint: Endpoint) -> bool:
+    """Whether the profile table (with ``%config VisionMagic.profiles``) or the endpoint's ``models`` know
+    ``model`` as a vision model."""
+    return model in (endpoint.models or []) or profile_for(model, cfg.profiles).known
+
+
+def models(refresh: bool = False) -> list[OfferedModel]:
+    """The models the server in force offers (``GET /v1/models``), those known to take images marked.
+
+    Raises a one-line :class:`~vision_magic.errors.APIError` when the server cannot be asked.
+
+    Examples
+    --------
+    >>> import vision_magic
+    >>> [m.id for m in vision_magic.models() if m.vision]  # doctest: +SKIP
+    ['gpt-4o', 'gpt-4o-mini']
+    """
+    from .question import endpoint_in_force
+    from .session import settings
+
+    cfg = settings()
+    endpoint = endpoint_in_force(cfg)
+    ids = fetch_models(cfg, endpoint)
+    _offered[endpoint.base_url] = ids
+    return [OfferedModel(m, takes_images(m, cfg, endpoint)) for m in ids]
+
+
+def short_list(ids: list[str], cfg: Any, endpoint: Endpoint) -> str:
+    """Up to :data:`SHOWN_MODELS` ids, the ones known to take images first.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.config import VisionMagic
+    >>> short_list(["llama3:8b", "gpt-4o"], VisionMagic(), Endpoint("http://x/v1"))
+    'gpt-4o, llama3:8b'
+    """
+    ordered = sorted(ids, key=lambda m: not takes_images(m, cfg, endpoint))
+    shown = ", ".join(ordered[:SHOWN_MODELS])
+    more = len(ordered) - SHOWN_MODELS
+    return shown + (f" and {more} more (vision_magic.models())" if more > 0 else "")
+
+
+def advise(err: APIError, q: Question) -> APIError:
+    """``err`` with advice only the question can give: the models the server offers when it does not know
+    the one asked for; what made a request too large (413)."""
+    if err.kind == "unknown_model":
+        return APIError(_unknown_model_line(q), err.status, err.kind)
+    if err.kind == "too_large":
+        return APIError(f"{str(err).split(' (')[0]} ({_too_large_advice(q)})", err.status, err.kind)
+    return err
+
+
+def _unknown_model_line(q: Question) -> str:
+    where = q.endpoint.name or redact(q.base_url)
+    ids = offered_models(q.cfg, q.endpoint)
+    line = f"The server at {where} does not offer the model {q.model!r}"
+    if not is_openai(q.base_url) and q.model == "gpt-4o":
+        line += " (gpt-4o is the default, for OpenAI)"
+    if not ids:
+        return line + ": pick one it has with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
+    pick = next((m for m in ids if takes_images(m, q.cfg, q.endpoint)), ids[0])
+    return (
+        f"{line}; it offers {short_list(ids, q.cfg, q.endpoint)}: pick one with "
+        f'%config VisionMagic.model = "{pick}" (or -m {pick}, or VISION_MAGIC_MODEL={pick})'
+    )
+
+
+def _too_large_advice(q: Question) -> str:
+    total = sum(img.nbytes or 0 for img in q.images)
+    from ..images.encode import human_bytes
+
+    size = f"the request held {human_bytes(total)} of images"
+    if q.options.resize is False:
+        return f"{size} at full size because of --no-resize: drop --no-resize (resize=False) to send them smaller"
+    if len(q.images) > 1:
+        return f"{size} in {len(q.images)} images: ask about fewer at a time (--each), or use --detail low"
+    if q.options.detail != "low":
+        return f"{size}: use --detail low, or a smaller image"
+    return (
+        f"{size}: the server (or a proxy in front of it) takes less; send a smaller image or raise its limit"
+    )
