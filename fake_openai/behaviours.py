@@ -10,7 +10,8 @@ Each switch is a setting of :class:`~fake_openai.server.OpenAIServer` (``reset()
                        never sees it), or "rejected" (a strict pydantic server: a FastAPI 422 for the field)
   response_format      "honoured" (default: without a ``reply`` setting a JSON request gets a JSON answer),
                        "ignored" (plain text whatever was asked: transformers serve, LiteLLM's mock), or
-                       "json_object_rejected" (LM Studio's 400 for ``{"type": "json_object"}``)
+                       "json_object_rejected" (LM Studio's 400 for ``{"type": "json_object"}``; json_schema
+                       is honoured)
   webp_rejected        True: a WEBP data URL is a 400 with llama.cpp's "Failed to load image or audio file"
   error_shape          how every error is written: "openai" (default), "fastapi" (``{"detail": "..."}``),
                        "fastapi_list" (``{"detail": [{"loc": [...], "msg": ...}]}``), "litellm" (OpenAI's

@@ -230,7 +230,7 @@ class Handler(HTTPConnection):
         reply = owner.reply
         fmt = body.get("response_format")
         wants_json = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
-        if reply is None and owner.response_format == "honoured" and wants_json:
+        if reply is None and owner.response_format != "ignored" and wants_json:
             return json_answer(default_reply(body))
         try:
             return default_reply(body) if reply is None else reply(body) if callable(reply) else str(reply)

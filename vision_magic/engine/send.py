@@ -122,10 +122,15 @@ def run(
             return fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
         stream = _create(client, body, budget)
         try:
-            _check_event_stream(stream, base_url)
+            whole = _check_event_stream(stream, base_url)
             if on_open:
                 on_open()
-            _read_stream(stream, answer, on_text, budget)
+            if whole is not None:  # the server ignored "stream": one whole completion
+                fill_from_completion(whole, answer, body["model"], base_url)
+                if on_text and answer.text:
+                    on_text(answer.text)
+            else:
+                _read_stream(stream, answer, on_text, budget)
         finally:
             stream.close()
         return answer
@@ -188,14 +193,36 @@ def _read_stream(stream: Any, answer: Answer, on_text: Callable[[str], None] | N
         _mark_finish(answer)
 
 
-def _check_event_stream(stream: Any, base_url: str) -> None:
-    """A proxy or web server that answers a streamed request with a page instead of events: one line."""
+def _check_event_stream(stream: Any, base_url: str) -> Any:
+    """A streamed request answered without events: a page (a proxy or web server) or a body that is empty
+    or not JSON is one line; a whole ``chat.completion`` (a server that ignores ``stream``) is returned to be
+    used as it is. None for an event stream."""
     response = getattr(stream, "response", None)
     ctype = (response.headers.get("content-type") or "") if response is not None else ""
-    if ctype and ctype.split(";")[0].strip().lower() in ("text/plain", "text/html", "application/xml"):
+    kind = ctype.split(";")[0].strip().lower()
+    if not ctype or kind == "text/event-stream":
+        return None
+    with contextlib.suppress(Exception):
+        response.read()
+    text = str(getattr(response, "text", "") or "")
+    if kind in ("text/plain", "text/html", "application/xml"):
+        raise _not_a_completion(base_url, kind, text)
+    if not text.strip():
+        raise APIError(
+            f"The server at {base_url} answered with an empty body instead of a chat completion; try again"
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise APIError(f"The server at {base_url} sent a malformed response ({e.msg}); try again") from None
+    if isinstance(data, dict) and "error" in data:
+        raise APIError(f"The server answered {response.status_code}: {error_message(data, text)[0]}")
+    if isinstance(data, dict) and "choices" in data:
+        from openai.types.chat import ChatCompletion
+
         with contextlib.suppress(Exception):
-            response.read()
-        raise _not_a_completion(base_url, ctype.split(";")[0], getattr(response, "text", ""))
+            return ChatCompletion.model_validate(data)
+    raise _not_a_completion(base_url, kind or "a body", text)
 
 
 def _not_a_completion(base_url: str, what: str, text: str) -> APIError:
@@ -249,13 +276,15 @@ def _usage(u: Any) -> dict[str, int] | None:
     }
 
 
+UNKNOWN_MODEL_HINT = "pick a model it has with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
+TOO_LARGE_HINT = "the request is too large: use --detail low or fewer images"
 _HINTS = {
     400: "the server refused the request",
     401: "check the key (OPENAI_API_KEY, or the endpoint's api_key_env) and that it belongs to this server",
     403: "the key may not use this model or endpoint",
     404: "check the model name (-m / %config VisionMagic.model) and OPENAI_BASE_URL",
     408: "try again, or raise %config VisionMagic.timeout",
-    413: "the request is too large: use --detail low or fewer images",
+    413: TOO_LARGE_HINT,
     422: "the server refused the request",
     429: "rate limit or quota reached: wait a moment and retry, or check your plan's limits",
 }
@@ -305,15 +334,19 @@ def describe_error(e: BaseException, base_url: str, model: str | None = None) ->
         status = e.status_code
         message, code = _server_message(e)
         if is_unknown_model(status, message, code, model):
-            hint = f"the server does not offer the model {model!r}" if model else "check the model name"
-            hint += ": pick one with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
-            return APIError(f"The server answered {status}: {message} ({hint})", status, "unknown_model")
+            return APIError(
+                f"The server answered {status}: {message} ({UNKNOWN_MODEL_HINT})", status, "unknown_model"
+            )
         hint = _HINTS.get(status, "the server failed; try again later" if status >= 500 else "")
         kind = "too_large" if status == 413 else None
         return APIError(
             f"The server answered {status}: {message}" + (f" ({hint})" if hint else ""), status, kind
         )
     if isinstance(e, json.JSONDecodeError):
+        if not str(e.doc).strip():
+            return APIError(
+                f"The server at {base_url} answered with an empty body instead of a chat completion; try again"
+            )
         return APIError(f"The server at {base_url} sent a malformed response ({e.msg}); try again")
     if isinstance(e, openai.OpenAIError):
         return APIError(f"{type(e).__name__}: {e}")

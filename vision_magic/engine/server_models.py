@@ -10,10 +10,11 @@ Examples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import APIError, redact
+from ..errors import APIError
 from ..images.profiles import profile_for
 from .endpoints import Endpoint, is_openai
 
@@ -23,13 +24,19 @@ if TYPE_CHECKING:
 SHOWN_MODELS = 8  # an error line lists at most this many offered models
 LIST_TIMEOUT = 10.0  # seconds for GET /v1/models
 
+# Model names of open vision families local servers offer (ids vary: "qwen2.5vl:7b", "Qwen/Qwen2.5-VL-7B-Instruct")
+VISION_FAMILIES = re.compile(
+    r"llava|vision|pixtral|gemma-?3|moondream|minicpm-?v|smolvlm|idefics|internvl|molmo|[-_.0-9]vl\b|[-_.0-9]vl[-_:]",
+    re.I,
+)
+
 _offered: dict[str, list[str] | None] = {}  # base URL -> model ids (None: the server would not say)
 
 
 @dataclass(frozen=True)
 class OfferedModel:
-    """One model a server offers; ``vision`` is True when the profile table (or the endpoint's ``models``)
-    knows it to take images, False when nothing says so.
+    """One model a server offers; ``vision`` is True when the profile table, the endpoint's ``models`` or
+    a vision family's name say it takes images (:func:`takes_images`), False when nothing says so.
 
     Examples
     --------
@@ -75,9 +82,20 @@ def forget_offered() -> None:
 
 
 def takes_images(model: str, cfg: Any, endpoint: Endpoint) -> bool:
-    """Whether the profile table (with ``%config VisionMagic.profiles``) or the endpoint's ``models`` know
-    ``model`` as a vision model."""
-    return model in (endpoint.models or []) or profile_for(model, cfg.profiles).known
+    """Whether the profile table (with ``%config VisionMagic.profiles``), the endpoint's ``models`` or the
+    name of an open vision family (:data:`VISION_FAMILIES`) say ``model`` takes images.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.config import VisionMagic
+    >>> [takes_images(m, VisionMagic(), Endpoint("http://x/v1")) for m in ("gpt-4o", "qwen2.5vl:7b", "llama3:8b")]
+    [True, True, False]
+    """
+    return (
+        model in (endpoint.models or [])
+        or profile_for(model, cfg.profiles).known
+        or bool(VISION_FAMILIES.search(model))
+    )
 
 
 def models(refresh: bool = False) -> list[OfferedModel]:
@@ -118,26 +136,30 @@ def short_list(ids: list[str], cfg: Any, endpoint: Endpoint) -> str:
 
 def advise(err: APIError, q: Question) -> APIError:
     """``err`` with advice only the question can give: the models the server offers when it does not know
-    the one asked for; what made a request too large (413)."""
+    the one asked for; what made a request too large (413). The server's own words stay."""
+    from .send import TOO_LARGE_HINT, UNKNOWN_MODEL_HINT
+
     if err.kind == "unknown_model":
-        return APIError(_unknown_model_line(q), err.status, err.kind)
+        words = str(err).removesuffix(f" ({UNKNOWN_MODEL_HINT})").rstrip(".")
+        return APIError(f"{words}; {_offered_line(q)}", err.status, err.kind)
     if err.kind == "too_large":
-        return APIError(f"{str(err).split(' (')[0]} ({_too_large_advice(q)})", err.status, err.kind)
+        words = str(err).removesuffix(f" ({TOO_LARGE_HINT})")
+        return APIError(f"{words} ({_too_large_advice(q)})", err.status, err.kind)
     return err
 
 
-def _unknown_model_line(q: Question) -> str:
-    where = q.endpoint.name or redact(q.base_url)
+def _offered_line(q: Question) -> str:
+    """What the server offers instead of ``q.model``, and how to pick one."""
     ids = offered_models(q.cfg, q.endpoint)
-    line = f"The server at {where} does not offer the model {q.model!r}"
+    line = f"{q.model!r} is not offered here"
     if not is_openai(q.base_url) and q.model == "gpt-4o":
-        line += " (gpt-4o is the default, for OpenAI)"
+        line = "gpt-4o is the default, for OpenAI's API"
     if not ids:
-        return line + ": pick one it has with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
+        return f"{line}: pick a model the server has with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
     pick = next((m for m in ids if takes_images(m, q.cfg, q.endpoint)), ids[0])
     return (
-        f"{line}; it offers {short_list(ids, q.cfg, q.endpoint)}: pick one with "
-        f'%config VisionMagic.model = "{pick}" (or -m {pick}, or VISION_MAGIC_MODEL={pick})'
+        f"{line}; the server offers {short_list(ids, q.cfg, q.endpoint)}: pick one with "
+        f'%config VisionMagic.model = "{pick}", -m {pick} or VISION_MAGIC_MODEL={pick}'
     )
 
 

@@ -440,7 +440,7 @@ def _pipeline(
     if img.size != target:
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
-    photo = photo or looks_like_photo(img)
+    photo = photo or looks_like_photo(img) or "image/png" not in options.formats  # a server without PNG
     out, mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
     img, out, mime = fit_bytes(
         img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
