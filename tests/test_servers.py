@@ -505,3 +505,66 @@ def test_png_bytes_are_not_touched_by_the_format_check(openai_env, tmp_path):
     red_png().save(buf, "PNG")
     answer = vision_magic.ask("Png?", buf.getvalue(), display=False, dry_run=True)
     assert answer.images[0].mime == "image/png"
+
+
+# -- docs/servers.md: every recipe runs against the test server behaving like its server ------------------
+
+RECIPES = {  # heading in docs/servers.md -> (preset of the test server, key variable the recipe names)
+    "Ollama": ("ollama", None),
+    "vLLM": ("vllm", "VLLM_KEY"),
+    "LM Studio": ("lmstudio", None),
+    "llama.cpp server": ("llamacpp", None),
+    "LiteLLM proxy": ("litellm", "LITELLM_KEY"),
+    "transformers serve": ("transformers", None),
+    "Azure OpenAI": ("openai", "AZURE_OPENAI_API_KEY"),
+}
+
+
+def recipes() -> dict[str, str]:
+    """The ```python block under each ``###`` heading of docs/servers.md's Recipes section."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "servers.md").read_text(encoding="utf-8")
+    section = text.split("## Recipes", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^### (.+?)\n.*?```python\n(.*?)```", section, re.S | re.M))
+
+
+def test_every_recipe_is_tested():
+    assert set(recipes()) == set(RECIPES)
+
+
+@pytest.mark.parametrize("heading", sorted(RECIPES))
+def test_recipe_works_against_its_server(shell, openai_env, pics, tmp_path, monkeypatch, heading):
+    server = openai_env
+    preset, key_env = RECIPES[heading]
+    block = recipes()[heading]
+    url = re.search(r'VisionMagic\.base_url = "([^"]+)"', block).group(1)
+    model = re.search(r'VisionMagic\.model = "([^"]+)"', block).group(1)
+    server.behave(preset)
+    server.models = [model, "some-text-model"]
+    if key_env:
+        monkeypatch.setenv(key_env, "sk-recipe-0123456789")
+    result = shell.run_cell(block.replace(url, server.base_url))
+    assert result.error_in_exec is None, result.error_in_exec
+    assert settings().model == model
+
+    result = shell.run_cell("%%ask_image red.png --no-cache --out t_recipe\nWhat colour?")
+    assert result.error_in_exec is None, result.error_in_exec
+    answer = shell.user_ns["t_recipe"]
+    assert answer.error is None and answer.text.startswith(f"**Answer** from {model}")
+    assert server.last.body["model"] == model
+    if key_env:
+        assert server.last.headers["authorization"] == "Bearer sk-recipe-0123456789"
+
+    Image.new("RGB", (64, 48), (20, 200, 20)).save(tmp_path / "green.png", "WEBP")  # WEBP bytes, .png name
+    result = shell.run_cell("%%ask_image green.png --no-cache --json --out t_recipe\nWhat colour?")
+    assert result.error_in_exec is None, result.error_in_exec
+    answer = shell.user_ns["t_recipe"]
+    assert server.last.images[0]["mime"] in ("image/png", "image/webp")
+    assert answer.data is not None or "not valid JSON" in shell.displays.last()["text/markdown"]
+
+    result = shell.run_cell("%%ask_image red.png --no-cache -m not-a-model\nWhat colour?")
+    if server.unknown_model is not None:
+        assert f'%config VisionMagic.model = "{model}"' in str(result.error_in_exec)
+    else:  # llama.cpp answers whatever model is named
+        assert result.error_in_exec is None

@@ -202,7 +202,8 @@ def api_key(endpoint: Endpoint) -> str:
     if is_openai(endpoint.base_url):
         raise ConfigError(
             f"No API key: {WHERE_KEYS_GO.format('OPENAI_API_KEY')}; or point OPENAI_BASE_URL at a local "
-            "OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); --dry-run shows the request "
+            "OpenAI-compatible server (e.g. Ollama: http://localhost:11434/v1 with VISION_MAGIC_MODEL=qwen2.5vl); "
+            "--dry-run shows the request "
             "without sending"
         )
     return NO_KEY_PLACEHOLDER
