@@ -568,3 +568,13 @@ def test_recipe_works_against_its_server(shell, openai_env, pics, tmp_path, monk
         assert f'%config VisionMagic.model = "{model}"' in str(result.error_in_exec)
     else:  # llama.cpp answers whatever model is named
         assert result.error_in_exec is None
+
+
+def test_ask_many_rows_say_which_models_the_server_offers(openai_env, folder):
+    server = openai_env
+    server.behave("litellm")
+    server.models = ["llava"]
+    table = vision_magic.ask_many("Colour?", str(folder), progress=False, cache=False, concurrency=3)
+    assert len(chats(server)) == len(table), "one request per row: an unknown model is not retried"
+    assert all('pick one with %config VisionMagic.model = "llava"' in e for e in table["error"])
+    assert len(model_lists(server)) == 1, "the model list is fetched once for the whole batch"

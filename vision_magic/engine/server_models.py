@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ VISION_FAMILIES = re.compile(
 )
 
 _offered: dict[str, list[str] | None] = {}  # base URL -> model ids (None: the server would not say)
+_offered_lock = threading.Lock()  # a batch's rows ask from worker threads: one fetch per server
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,13 @@ def fetch_models(cfg: Any, endpoint: Endpoint) -> list[str]:
 
 def offered_models(cfg: Any, endpoint: Endpoint, refresh: bool = False) -> list[str] | None:
     """The models the server offers, fetched once per base URL per session; None when it would not say."""
-    if refresh or endpoint.base_url not in _offered:
-        try:
-            _offered[endpoint.base_url] = fetch_models(cfg, endpoint)
-        except Exception:
-            _offered[endpoint.base_url] = None
-    return _offered[endpoint.base_url]
+    with _offered_lock:
+        if refresh or endpoint.base_url not in _offered:
+            try:
+                _offered[endpoint.base_url] = fetch_models(cfg, endpoint)
+            except Exception:
+                _offered[endpoint.base_url] = None
+        return _offered[endpoint.base_url]
 
 
 def forget_offered() -> None:
