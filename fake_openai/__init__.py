@@ -5,6 +5,8 @@ and the official ``openai`` SDK:
 
 * ``POST /v1/chat/completions`` (also ``/chat/completions`` and Azure-style
   ``/openai/deployments/{name}/chat/completions?api-version=...``), streaming (SSE) or not;
+* ``POST /v1/responses`` (the Responses API: ``input_text``/``input_image`` parts, streamed as events or
+  whole; validated against ``CreateResponse``, see ``schema.responses_request_errors``);
 * ``GET /v1/models`` and ``GET /v1/models/{id}``;
 * anything else: 404 with an OpenAI-style JSON error body.
 

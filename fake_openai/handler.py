@@ -23,11 +23,13 @@ from .replies import (
     completion_id_for,
     error_body,
     malformed_completion,
+    response_body,
+    response_events,
     stream_chunks,
 )
-from .request_body import default_reply, inspect_images, usage_for
+from .request_body import chat_view, default_reply, inspect_images, usage_for
 from .transport import Abort, HTTPConnection
-from .urls import CHAT_PATH, MODEL_PATH
+from .urls import CHAT_PATH, MODEL_PATH, RESPONSES_PATH
 
 
 class Handler(HTTPConnection):
@@ -51,6 +53,8 @@ class Handler(HTTPConnection):
         if chat and self.command == "POST":
             record.deployment = chat["deployment"]
             self._chat(record, json_problem)
+        elif RESPONSES_PATH.fullmatch(path) and self.command == "POST":
+            self._chat(record, json_problem, responses=True)
         elif models and self.command == "GET":
             self._models(record, models["model"])
         else:
@@ -104,10 +108,13 @@ class Handler(HTTPConnection):
 
     # -- chat completions ------------------------------------------------------------------------
 
-    def _chat(self, record: RecordedRequest, json_problem: str | None):
+    def _chat(self, record: RecordedRequest, json_problem: str | None, responses: bool = False):
+        """A chat completion, or (``responses``) a Responses API answer, read through its chat view."""
         owner = self.server.owner
         wake = owner._wake  # reset() and stop() set it: hung or delayed requests then give up
-        body, errors = self._checked_body(record, json_problem)
+        body, errors = self._checked_body(record, json_problem, responses)
+        if responses:
+            body = chat_view(body)
         record.images, image_error = inspect_images(body)
 
         fault = owner._next_fault()
@@ -127,12 +134,19 @@ class Handler(HTTPConnection):
         if text is None:
             return
         reply = self._reply(record, body, text, fault=fault)
-        if reply.stream:
+        if responses and reply.stream:
+            self._send_response_stream(record, reply, wake)
+        elif responses:
+            record.answered(200)
+            self.send_json(200, response_body(reply))
+        elif reply.stream:
             self._send_stream(record, reply, wake)
         else:
             self._send_completion(record, reply)
 
-    def _checked_body(self, record: RecordedRequest, json_problem: str | None) -> tuple[dict, list[str]]:
+    def _checked_body(
+        self, record: RecordedRequest, json_problem: str | None, responses: bool = False
+    ) -> tuple[dict, list[str]]:
         """The body to answer (Azure: with the deployment as model) and its schema errors (also recorded)."""
         owner = self.server.owner
         body = record.body
@@ -147,7 +161,7 @@ class Handler(HTTPConnection):
             return {}, errors
         if record.deployment and "model" not in body:
             body = {**body, "model": record.deployment}  # Azure takes the model from the URL
-        errors = owner.validate_request(body)
+        errors = owner.validate_responses_request(body) if responses else owner.validate_request(body)
         if errors:
             owner._schema_error(record.path, errors)
         return body, errors
@@ -275,6 +289,24 @@ class Handler(HTTPConnection):
         else:  # malformed
             self.close_connection = True
             self.send(200, malformed_completion(reply), "application/json")
+
+    def _send_response_stream(self, record: RecordedRequest, reply: Reply, wake: threading.Event):
+        """Responses API events (``event:`` and ``data:`` lines, no ``[DONE]``); a drop fault hangs up early,
+        a malformed one ends with broken data."""
+        events = response_events(reply)
+        record.answered(200)
+        self.start_sse(close=reply.fault is not None)
+        for i, event in enumerate(events):
+            if i and reply.chunk_delay:
+                self.wait(wake, reply.chunk_delay)
+            self.write_chunk(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        if reply.fault is None:
+            self.end_chunks()
+        elif reply.fault.kind == "drop":
+            raise Abort
+        else:  # malformed
+            self.write_chunk(b"event: response.output_text.delta\ndata: {not json\n\n")
+            self.end_chunks()
 
     def _send_stream(self, record: RecordedRequest, reply: Reply, wake: threading.Event):
         """SSE chunks then ``[DONE]``; a drop fault hangs up early, a malformed one ends with broken data."""

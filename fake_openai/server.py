@@ -18,7 +18,7 @@ from .behaviours import BEHAVIOUR_DEFAULTS, check_setting, preset
 from .faults import Fault, make_faults, random_fault
 from .handler import Handler
 from .recording import RecordedRequest
-from .schema import chat_request_errors, find_schema_dir, request_errors
+from .schema import chat_request_errors, find_schema_dir, request_errors, responses_request_errors
 from .transport import HTTPServer
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "gpt-5.4", "gpt-5.5")
@@ -185,6 +185,10 @@ class OpenAIServer:
         """Schema errors of a chat request body, with ``detail: "original"`` allowed for ``original_models``
         (see ``chat_request_errors``)."""
         return chat_request_errors(body, self.schema_dir, self.original_models)
+
+    def validate_responses_request(self, body: Any) -> list[str]:
+        """Schema errors of a Responses API request body (see ``responses_request_errors``)."""
+        return responses_request_errors(body, self.schema_dir)
 
     # -- faults ----------------------------------------------------------------------------------
 

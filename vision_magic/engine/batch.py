@@ -177,7 +177,7 @@ class Batch:
         refuse_unrecorded(q)  # replay_only: this row's error, nothing sent
         budget = Budget.from_settings(cfg, retries=self.retries)
         try:
-            await send_with_retries(await clients.get(q), q.body, answer, budget)
+            await send_with_retries(await clients.get(q), q.body, answer, budget, api=q.endpoint.api)
         except APIError as e:  # the models the server offers, a 413's cause (may ask GET /v1/models once)
             raise await asyncio.to_thread(advise, e, q) from None
         finish(q, answer, key, started)

@@ -83,6 +83,13 @@ class VisionMagic(Configurable):
         "webp, json_mode, token_param, inline_max_bytes, inline_timeout, max_images}}, see "
         "vision_magic.engine.endpoints.Endpoint and docs/servers.md."
     ).tag(config=True)
+    api = CaselessStrEnum(
+        ["chat", "responses"],
+        default_value="chat",
+        help="The API questions go to: chat (Chat Completions, /v1/chat/completions, what every compatible "
+        "server offers) or responses (the Responses API, /v1/responses: input_text/input_image parts, streamed "
+        "with usage). An endpoint entry's own api wins.",
+    ).tag(config=True)
     server = CaselessStrEnum(
         ["auto", *SERVER_PROFILES],
         default_value="auto",

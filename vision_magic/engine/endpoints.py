@@ -74,6 +74,8 @@ class Endpoint:
     json_mode : how ``--json`` asks for JSON: ``json_object``, ``json_schema`` (a permissive schema) or
         ``none`` (in the prompt only).
     token_param : ``max_tokens`` or ``max_completion_tokens`` (OpenAI's newer models take only the latter).
+    api : ``chat`` (Chat Completions, the default) or ``responses`` (the Responses API), from
+        ``%config VisionMagic.api`` unless the entry gives its own.
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
         above :data:`vision_magic.engine.question.MANY_IMAGES`).
 
@@ -99,6 +101,7 @@ class Endpoint:
     max_images: int | None = None
     json_mode: str | None = None
     token_param: str | None = None
+    api: str = "chat"
 
     def __post_init__(self) -> None:
         self.server = self.server or detect_server(self.base_url) or "generic"
@@ -129,6 +132,9 @@ class Endpoint:
             )
         if self.max_images is None and urlparse(self.base_url).hostname == "api.openai.com":
             self.max_images = OPENAI_MAX_IMAGES
+        self.api = str(self.api or "chat").lower()
+        if self.api not in ("chat", "responses"):
+            raise ConfigError(f"{self.name or self.base_url}: api {self.api!r}: use chat or responses")
 
     @property
     def mimes(self) -> tuple[str, ...]:
@@ -136,7 +142,9 @@ class Endpoint:
         return tuple(f"image/{f}" for f in self.formats or ())
 
 
-def endpoint_for(base_url: str, configured: dict[str, Any] | None = None, server: str = "") -> Endpoint:
+def endpoint_for(
+    base_url: str, configured: dict[str, Any] | None = None, server: str = "", api: str = "chat"
+) -> Endpoint:
     """The settings for ``base_url``: the configured entry with that ``base_url``, else the defaults; unset
     facts come from the row of ``server`` (``%config VisionMagic.server``; an entry's own ``server`` wins),
     else the row the base URL reliably names.
@@ -168,8 +176,8 @@ def endpoint_for(base_url: str, configured: dict[str, Any] | None = None, server
                 f"VisionMagic.endpoints[{name!r}] has unknown settings {sorted(unknown)}: "
                 f"use {sorted(known - {'name'})}"
             )
-        return Endpoint(**{"server": server, **spec, "base_url": wanted, "name": name})
-    return Endpoint(base_url=wanted, server=server)
+        return Endpoint(**{"server": server, "api": api, **spec, "base_url": wanted, "name": name})
+    return Endpoint(base_url=wanted, server=server, api=api)
 
 
 def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
@@ -217,7 +225,12 @@ def make_client(
     import openai
 
     if not isinstance(endpoint, Endpoint):  # a base URL
-        endpoint = endpoint_for(str(endpoint), getattr(cfg, "endpoints", None), getattr(cfg, "server", ""))
+        endpoint = endpoint_for(
+            str(endpoint),
+            getattr(cfg, "endpoints", None),
+            getattr(cfg, "server", ""),
+            getattr(cfg, "api", "chat"),
+        )
     cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
     return cls(
         api_key=api_key(endpoint),

@@ -94,7 +94,7 @@ def image_options(
 
 def endpoint_in_force(cfg: VisionMagic) -> Endpoint:
     """The endpoint settings for the base URL in force."""
-    return endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server)
+    return endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
 
 
 def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] | list[Any]:
@@ -178,6 +178,8 @@ def build_question(
     model = options.model or ""
     notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
     notes += _too_many_images(images, endpoint, options)
+    if endpoint.api == "responses":
+        notes.append("sent to /v1/responses as input_text/input_image parts (%config VisionMagic.api)")
     return Question(prompt, images, options, profile, body, endpoint, cfg, notes)
 
 

@@ -55,6 +55,7 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
             on_text=view.update if view is not None else None,
             budget=Budget.from_settings(q.cfg),
             on_open=view.start if view is not None else None,
+            api=q.endpoint.api,
         )
     except BaseException as e:
         advised = advise(e, q) if isinstance(e, APIError) else e  # offered models, a 413's cause

@@ -106,9 +106,11 @@ def run(
     *,
     budget: Budget | None = None,
     on_open: Callable[[], None] | None = None,
+    api: str = "chat",
 ) -> Answer:
     """Send ``body``; fill ``answer`` (text, model, usage, finish reason) as the reply arrives (``on_text``:
-    the text so far, after each streamed piece).
+    the text so far, after each streamed piece). ``api="responses"`` sends it to ``/v1/responses`` instead
+    (:mod:`vision_magic.engine.responses`); ``body`` is the Chat Completions form either way.
 
     Transient failures before any text are retried within ``budget``. ``on_open`` is called once the server
     has accepted a streamed request (so a failed request draws nothing). ``answer`` is
@@ -117,18 +119,24 @@ def run(
     """
     budget = budget or Budget(retries=0)
     base_url = str(client.base_url).rstrip("/")
+    if api == "responses":
+        from .responses import responses_body
+
+        body = responses_body(body)
     try:
         if not body.get("stream"):  # nothing to draw until the whole answer is there (the caller finishes it)
-            return fill_from_completion(_create(client, body, budget), answer, body["model"], base_url)
-        stream = _create(client, body, budget)
+            return _fill(api, _create(client, body, budget, api), answer, body["model"], base_url)
+        stream = _create(client, body, budget, api)
         try:
-            whole = _check_event_stream(stream, base_url)
+            whole = _check_event_stream(stream, base_url, api)
             if on_open:
                 on_open()
-            if whole is not None:  # the server ignored "stream": one whole completion
-                fill_from_completion(whole, answer, body["model"], base_url)
+            if whole is not None:  # the server ignored "stream": one whole answer
+                _fill(api, whole, answer, body["model"], base_url)
                 if on_text and answer.text:
                     on_text(answer.text)
+            elif api == "responses":
+                _read_response_stream(stream, answer, on_text, budget)
             else:
                 _read_stream(stream, answer, on_text, budget)
         finally:
@@ -153,13 +161,48 @@ def run(
         answer.model = answer.model or body["model"]
 
 
-def _create(client: Any, body: dict[str, Any], budget: Budget) -> Any:
-    """``chat.completions.create`` with the budget's retries and deadline (the client itself retries nothing)."""
+def _fill(api: str, resp: Any, answer: Answer, model: str, base_url: str) -> Answer:
+    """Fill ``answer`` from a whole answer of ``api``."""
+    if api != "responses":
+        return fill_from_completion(resp, answer, model, base_url)
+    from .responses import fill_from_response
+
+    if not hasattr(resp, "output"):  # a proxy's text/plain or HTML 200: the SDK hands over a str
+        raise _not_a_completion(base_url, "text" if isinstance(resp, str) else type(resp).__name__, resp)
+    fill_from_response(resp, answer, model)
+    _mark_finish(answer)
+    return answer
+
+
+def _read_response_stream(
+    stream: Any, answer: Answer, on_text: Callable[[str], None] | None, budget: Budget
+) -> None:
+    from .responses import read_stream
+
+    if read_stream(stream, answer, on_text, budget.expired):
+        _mark_finish(answer)
+    elif budget.expired():
+        answer.incomplete = True
+        answer.error = (
+            f"the answer took longer than the {budget.deadline:g} s deadline (%config VisionMagic.deadline)"
+        )
+    elif not answer.refusal:
+        answer.incomplete = True
+        answer.error = "the stream ended before the model finished"
+
+
+def _method(client: Any, api: str) -> Any:
+    return client.responses.create if api == "responses" else client.chat.completions.create
+
+
+def _create(client: Any, body: dict[str, Any], budget: Budget, api: str = "chat") -> Any:
+    """``chat.completions.create`` (or ``responses.create``) with the budget's retries and deadline (the client
+    itself retries nothing)."""
     base_url = str(client.base_url).rstrip("/")
     attempt = 0
     while True:
         try:
-            return client.chat.completions.create(**body, timeout=budget.attempt_timeout())
+            return _method(client, api)(**body, timeout=budget.attempt_timeout())
         except Exception as e:
             time.sleep(budget.retry_after(e, attempt, base_url, body.get("model")))
         attempt += 1
@@ -193,7 +236,7 @@ def _read_stream(stream: Any, answer: Answer, on_text: Callable[[str], None] | N
         _mark_finish(answer)
 
 
-def _check_event_stream(stream: Any, base_url: str) -> Any:
+def _check_event_stream(stream: Any, base_url: str, api: str = "chat") -> Any:
     """A streamed request answered without events: a page (a proxy or web server) or a body that is empty
     or not JSON is one line; a whole ``chat.completion`` (a server that ignores ``stream``) is returned to be
     used as it is. None for an event stream."""
@@ -217,11 +260,16 @@ def _check_event_stream(stream: Any, base_url: str) -> Any:
         raise APIError(f"The server at {base_url} sent a malformed response ({e.msg}); try again") from None
     if isinstance(data, dict) and "error" in data:
         raise APIError(f"The server answered {response.status_code}: {error_message(data, text)[0]}")
-    if isinstance(data, dict) and "choices" in data:
+    if isinstance(data, dict) and "choices" in data and api != "responses":
         from openai.types.chat import ChatCompletion
 
         with contextlib.suppress(Exception):
             return ChatCompletion.model_validate(data)
+    if isinstance(data, dict) and "output" in data and api == "responses":
+        from openai.types.responses import Response
+
+        with contextlib.suppress(Exception):
+            return Response.model_validate(data)
     raise _not_a_completion(base_url, kind or "a body", text)
 
 
@@ -461,18 +509,24 @@ def retry_delay(headers: Any, attempt: int) -> float:
     return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
-async def send_with_retries(client: Any, body: dict[str, Any], answer: Answer, budget: Budget) -> Answer:
+async def send_with_retries(
+    client: Any, body: dict[str, Any], answer: Answer, budget: Budget, api: str = "chat"
+) -> Answer:
     """Send one non-streaming request with ``budget``'s retries and deadline; fill ``answer``; raise
-    :class:`APIError` (the same policy as :func:`run`)."""
+    :class:`APIError` (the same policy as :func:`run`; ``api`` as there)."""
     import asyncio
 
     base_url = str(client.base_url).rstrip("/")
+    if api == "responses":
+        from .responses import responses_body
+
+        body = responses_body(body)
     attempt = 0
     while True:
         try:
-            resp = await client.chat.completions.create(**body, timeout=budget.attempt_timeout())
+            resp = await _method(client, api)(**body, timeout=budget.attempt_timeout())
         except Exception as e:
             await asyncio.sleep(budget.retry_after(e, attempt, base_url, body.get("model")))
         else:
-            return fill_from_completion(resp, answer, body["model"], base_url)
+            return _fill(api, resp, answer, body["model"], base_url)
         attempt += 1
