@@ -266,6 +266,7 @@ def test_error_message_of_every_shape(body, text, expected):
         (500, "llava is not a local folder and is not a valid model identifier", True),  # transformers
         (500, "CUDA out of memory while loading llava", False),
         (400, "Invalid image: llava cannot read GIF", False),
+        (400, "Image input is not supported for model llava", False),
         (404, "Invalid URL (POST /v2/chat/completions)", False),
     ],
 )
@@ -303,8 +304,13 @@ def test_unknown_model_when_the_server_lists_no_models(openai_env):
 def test_json_object_rejected_by_lmstudio_and_its_row_sends_json_schema(openai_env, cfg):
     server = openai_env
     server.response_format = "json_object_rejected"
-    with pytest.raises(APIError, match="'response_format.type' must be 'json_schema' or 'text'"):
+    with pytest.raises(APIError) as err:
         vision_magic.ask("Json?", red_png(), display=False, cache=False, json_mode=True)
+    assert str(err.value) == (
+        "The server answered 400: 'response_format.type' must be 'json_schema' or 'text' (this server takes "
+        'another JSON mode than json_object: give it "json_mode": "json_schema" in %config VisionMagic.endpoints '
+        "(or %config VisionMagic.server, see docs/servers.md))"
+    )
     cfg.server = "lmstudio"
     answer = vision_magic.ask("Json?", red_png(), display=False, cache=False, json_mode=True)
     assert answer.data is not None and server.last.body["response_format"]["type"] == "json_schema"
@@ -315,8 +321,13 @@ def test_webp_rejected_like_llamacpp_unless_reencoded(openai_env, cfg, tmp_path)
     server.webp_rejected = True
     path = webp_named_png(tmp_path)
     cfg.endpoints = {"mine": {"base_url": server.base_url, "webp": True}}
-    with pytest.raises(APIError, match="400: Failed to load image or audio file"):
+    with pytest.raises(APIError) as err:
         vision_magic.ask("Webp?", path, display=False, cache=False)
+    assert str(err.value) == (
+        "The server answered 400: Failed to load image or audio file (this server may not decode image/webp: "
+        'give it "formats": ["png", "jpeg"] in %config VisionMagic.endpoints (or %config VisionMagic.server, '
+        "see docs/servers.md))"
+    )
     cfg.endpoints = {}
     answer = vision_magic.ask("Webp?", path, display=False, cache=False)
     assert answer.error is None and server.last.images[0]["mime"] == "image/png"

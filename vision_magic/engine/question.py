@@ -68,9 +68,10 @@ def image_options(
     *,
     profiles: dict[str, Any] | None = None,
     formats: tuple[str, ...] | None = None,
+    webp: bool | None = None,
 ) -> tuple[ModelProfile, ImageOptions]:
     """The model profile and image options for resolved ``options``; ``formats`` are the MIME types the
-    server decodes (None: every format the API takes).
+    server decodes (None: every format the API takes; ``webp=False``, the older way to say it: all but WEBP).
 
     Raises a one-line error for ``detail="original"`` on a model family that has no such level.
     """
@@ -82,6 +83,8 @@ def image_options(
             f"detail 'original' is not available for {model}: use auto, low or high "
             "(or add original_budget to its profile in %config VisionMagic.profiles)"
         )
+    if formats is None and webp is not None:
+        formats = ("image/png", "image/jpeg", "image/gif") + (("image/webp",) if webp else ())
     image = ImageOptions(
         profile=profile,
         detail=detail,

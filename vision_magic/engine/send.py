@@ -326,7 +326,7 @@ def _usage(u: Any) -> dict[str, int] | None:
 
 UNKNOWN_MODEL_HINT = "pick a model it has with -m, %config VisionMagic.model = ... or VISION_MAGIC_MODEL"
 TOO_LARGE_HINT = "the request is too large: use --detail low or fewer images"
-_HINTS = {
+HINTS = {
     400: "the server refused the request",
     401: "check the key (OPENAI_API_KEY, or the endpoint's api_key_env) and that it belongs to this server",
     403: "the key may not use this model or endpoint",
@@ -340,7 +340,12 @@ _HINTS = {
 # What servers say when they do not know a model (OpenAI, vLLM, Ollama, LM Studio, LiteLLM, transformers serve)
 _UNKNOWN_MODEL = re.compile(
     r"does ?n[o']t exist|not found|no such model|unknown model|invalid model|model not (found|loaded|available)"
-    r"|not a valid model|is not a local folder|not (available|loaded|supported)|try pulling it",
+    r"|not a valid model|is not a local folder|not (available|loaded)|try pulling it",
+    re.I,
+)
+# What servers say when they cannot decode an image (llama.cpp, PIL-based servers, OpenAI)
+_IMAGE_NOT_DECODED = re.compile(
+    r"failed to load image|cannot identify image|unsupported image|invalid image|image format|decode image",
     re.I,
 )
 
@@ -369,7 +374,8 @@ def describe_error(e: BaseException, base_url: str, model: str | None = None) ->
     """One line for an SDK or transport error: what happened, the server's words, and what to do.
 
     ``model`` (the model asked for) lets an answer that does not know it be recognised, whatever its status
-    (the error's ``kind`` is then ``"unknown_model"``; a 413's is ``"too_large"``)."""
+    (the error's ``kind`` is then ``"unknown_model"``; a 413's is ``"too_large"``; an image the server could
+    not decode is ``"image_format"``, a refused ``response_format`` ``"json_mode"``)."""
     import openai
 
     if isinstance(e, openai.APITimeoutError):
@@ -385,8 +391,12 @@ def describe_error(e: BaseException, base_url: str, model: str | None = None) ->
             return APIError(
                 f"The server answered {status}: {message} ({UNKNOWN_MODEL_HINT})", status, "unknown_model"
             )
-        hint = _HINTS.get(status, "the server failed; try again later" if status >= 500 else "")
+        hint = HINTS.get(status, "the server failed; try again later" if status >= 500 else "")
         kind = "too_large" if status == 413 else None
+        if status in (400, 415, 422, 500) and _IMAGE_NOT_DECODED.search(message):
+            kind = "image_format"
+        elif status in (400, 422) and "response_format" in message:
+            kind = "json_mode"
         return APIError(
             f"The server answered {status}: {message}" + (f" ({hint})" if hint else ""), status, kind
         )

@@ -148,7 +148,27 @@ def advise(err: APIError, q: Question) -> APIError:
     if err.kind == "too_large":
         words = str(err).removesuffix(f" ({TOO_LARGE_HINT})")
         return APIError(f"{words} ({_too_large_advice(q)})", err.status, err.kind)
+    where = "%config VisionMagic.endpoints (or %config VisionMagic.server, see docs/servers.md)"
+    if err.kind == "image_format":
+        unusual = sorted({img.mime for img in q.images if img.mime not in ("image/png", "image/jpeg")})
+        if unusual:
+            fix = f'this server may not decode {", ".join(unusual)}: give it "formats": ["png", "jpeg"] in {where}'
+            return APIError(f"{_without_hint(err)} ({fix})", err.status, err.kind)
+    if err.kind == "json_mode" and q.structured:
+        mode = q.endpoint.json_mode
+        other = "json_schema" if mode != "json_schema" else "none"
+        fix = f'this server takes another JSON mode than {mode}: give it "json_mode": "{other}" in {where}'
+        return APIError(f"{_without_hint(err)} ({fix})", err.status, err.kind)
     return err
+
+
+def _without_hint(err: APIError) -> str:
+    """The line without its generic hint (the last parenthesis), when it has one."""
+    from .send import HINTS
+
+    text = str(err)
+    hint = HINTS.get(err.status or 0)
+    return text.removesuffix(f" ({hint})") if hint else text
 
 
 def _offered_line(q: Question) -> str:
