@@ -20,6 +20,8 @@ Each switch is a setting of :class:`~fake_openai.server.OpenAIServer` (``reset()
                        that status with a body naming it, as OpenAI/Ollama/vLLM (404), LiteLLM and pinned
                        servers (400), or an unpinned transformers serve (500) answer
   body_limit           None, or the most request bytes taken: more is nginx's HTML 413 page
+  sse_content_type     the Content-Type of a stream (default ``text/event-stream; charset=utf-8``; some
+                       proxies relabel it, e.g. ``application/json``)
 
 :data:`PRESETS` names the combination of one server (``OpenAIServer(behaviour="llamacpp")`` or
 ``server.behave("llamacpp")``).
@@ -41,6 +43,7 @@ BEHAVIOUR_DEFAULTS: dict[str, Any] = {
     "error_shape": "openai",
     "unknown_model": None,
     "body_limit": None,
+    "sse_content_type": "text/event-stream; charset=utf-8",
 }
 
 DETAIL_MODES = ("honoured", "ignored", "rejected")

@@ -295,7 +295,7 @@ class Handler(HTTPConnection):
         a malformed one ends with broken data."""
         events = response_events(reply)
         record.answered(200)
-        self.start_sse(close=reply.fault is not None)
+        self.start_sse(close=reply.fault is not None, content_type=self.server.owner.sse_content_type)
         for i, event in enumerate(events):
             if i and reply.chunk_delay:
                 self.wait(wake, reply.chunk_delay)
@@ -312,7 +312,7 @@ class Handler(HTTPConnection):
         """SSE chunks then ``[DONE]``; a drop fault hangs up early, a malformed one ends with broken data."""
         chunks = stream_chunks(reply)
         record.answered(200)
-        self.start_sse(close=reply.fault is not None)
+        self.start_sse(close=reply.fault is not None, content_type=self.server.owner.sse_content_type)
         for i, chunk in enumerate(chunks):
             if i and reply.chunk_delay:
                 self.wait(wake, reply.chunk_delay)

@@ -43,7 +43,7 @@ OFFERED = ["llava:7b", "qwen2.5vl:7b", "llama3:8b"]
 def cfg():
     """The settings these tests change, restored; no model list remembered from another test."""
     c = settings()
-    names = ("server", "endpoints", "max_retries", "stream", "model", "base_url")
+    names = ("server", "endpoints", "max_retries", "stream", "model", "base_url", "api")
     saved = {n: getattr(c, n) for n in names}
     c.max_retries = 2
     forget_offered()
@@ -400,6 +400,16 @@ def test_bad_answers_are_one_line(openai_env, cfg, stream, fault, expected):
     line = str(err.value)
     assert "\n" not in line and "Traceback" not in line and "<" not in line
     assert re.search(expected, line), line
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_events_labelled_as_json_are_still_read_as_events(openai_env, cfg, api):
+    server = openai_env
+    server.sse_content_type = "application/json"
+    cfg.api = api
+    answer = vision_magic.ask("Label?", red_png(), display=False, cache=False)
+    assert answer.error is None and not answer.incomplete, answer.error
+    assert answer.text.endswith("A formula: \\(E = mc^2\\)") and answer.usage is not None
 
 
 def test_non_json_mid_stream_keeps_the_partial_answer(openai_env):

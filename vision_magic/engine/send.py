@@ -254,6 +254,8 @@ def _check_event_stream(stream: Any, base_url: str, api: str = "chat") -> Any:
         raise APIError(
             f"The server at {base_url} answered with an empty body instead of a chat completion; try again"
         )
+    if text.lstrip().startswith(("data:", "event:")):  # events under another label: read them as events
+        return None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
