@@ -104,7 +104,7 @@ class Endpoint:
     api: str = "chat"
 
     def __post_init__(self) -> None:
-        self.server = self.server or detect_server(self.base_url) or "generic"
+        self.server = str(self.server or "").lower() or detect_server(self.base_url) or "generic"
         try:
             facts = server_facts(self.server)
         except KeyError as e:
