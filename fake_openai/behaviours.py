@@ -20,6 +20,7 @@ Each switch is a setting of :class:`~fake_openai.server.OpenAIServer` (``reset()
                        that status with a body naming it, as OpenAI/Ollama/vLLM (404), LiteLLM and pinned
                        servers (400), or an unpinned transformers serve (500) answer
   body_limit           None, or the most request bytes taken: more is nginx's HTML 413 page
+  owned_by             the ``owned_by`` of every ``/v1/models`` entry (vLLM says "vllm", llama.cpp "llamacpp")
   sse_content_type     the Content-Type of a stream (default ``text/event-stream; charset=utf-8``; some
                        proxies relabel it, e.g. ``application/json``)
 
@@ -44,6 +45,7 @@ BEHAVIOUR_DEFAULTS: dict[str, Any] = {
     "unknown_model": None,
     "body_limit": None,
     "sse_content_type": "text/event-stream; charset=utf-8",
+    "owned_by": "vision-magic-tests",
 }
 
 DETAIL_MODES = ("honoured", "ignored", "rejected")
@@ -55,9 +57,9 @@ UNKNOWN_MODEL_STATUSES = (None, 400, 404, 500)
 PRESETS: dict[str, dict[str, Any]] = {
     "openai": {"unknown_model": 404},
     "ollama": {"unknown_model": 404, "detail": "ignored"},
-    "vllm": {"unknown_model": 404, "detail": "ignored", "usage_chunk_choices": True},
+    "vllm": {"unknown_model": 404, "detail": "ignored", "usage_chunk_choices": True, "owned_by": "vllm"},
     "lmstudio": {"unknown_model": 404, "response_format": "json_object_rejected", "webp_rejected": True},
-    "llamacpp": {"webp_rejected": True, "usage_on_finish": True, "detail": "ignored"},
+    "llamacpp": {"webp_rejected": True, "usage_on_finish": True, "detail": "ignored", "owned_by": "llamacpp"},
     "litellm": {
         "unknown_model": 400,
         "error_shape": "litellm",

@@ -88,7 +88,7 @@ class Handler(HTTPConnection):
 
     def _models(self, record: RecordedRequest, model_id: str | None):
         entries = [
-            {"id": m, "object": "model", "created": 1700000000, "owned_by": "vision-magic-tests"}
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": self.server.owner.owned_by}
             for m in self.server.owner.models
         ]
         if model_id is None:

@@ -494,6 +494,16 @@ def test_magic_models_flag(shell, openai_env):
     assert bundle["text/plain"] == "llama3:8b\nllava:13b  (images)"
     assert '%config VisionMagic.model = "llava:13b"' in bundle["text/markdown"]
     assert chats(server) == [], "--models asks nothing"
+    assert "says this is a" not in bundle["text/markdown"]
+    server.owned_by = "vllm"
+    result = shell.run_cell("%ask_image --models")
+    assert result.error_in_exec is None, result.error_in_exec
+    assert shell.displays.last()["text/plain"].endswith(
+        'The model list says this is a vllm server: %config VisionMagic.server = "vllm" applies its facts.'
+    )
+    shell.run_line_magic("config", 'VisionMagic.server = "vllm"')
+    shell.run_cell("%ask_image --models")
+    assert "says this is a" not in shell.displays.last()["text/plain"], "no tip once the row is in force"
 
 
 def test_magic_schema_flag_and_json_footer(shell, openai_env, pics):
@@ -599,3 +609,33 @@ def test_ask_many_rows_say_which_models_the_server_offers(openai_env, folder):
     assert len(chats(server)) == len(table), "one request per row: an unknown model is not retried"
     assert all('pick one with %config VisionMagic.model = "llava"' in e for e in table["error"])
     assert len(model_lists(server)) == 1, "the model list is fetched once for the whole batch"
+
+
+def raw_stream(server) -> list:
+    """The ``data:`` payloads of one streamed chat answer, as the test server wrote them."""
+    import httpx
+
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    text = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=10).text
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_the_stream_switches_change_what_the_server_writes(openai_env):
+    server = openai_env
+    plain = raw_stream(server)
+    assert plain[-1] == "[DONE]" and json.loads(plain[-2])["choices"] == []
+    server.done = False
+    assert "[DONE]" not in raw_stream(server)
+    server.done, server.usage_chunk_choices = True, True
+    last = json.loads(raw_stream(server)[-2])
+    assert last["usage"] and last["choices"] == [
+        {"index": 0, "delta": {"content": ""}, "finish_reason": None}
+    ]
+    server.usage_chunk_choices, server.usage_on_finish = False, True
+    last = json.loads(raw_stream(server)[-2])
+    assert last["usage"] and last["choices"][0]["finish_reason"] == "stop"

@@ -48,6 +48,7 @@ class OfferedModel:
 
     id: str
     vision: bool
+    owned_by: str = ""
 
     def __repr__(self) -> str:
         return f"<model {self.id}{' (images)' if self.vision else ''}>"
@@ -55,13 +56,18 @@ class OfferedModel:
 
 def fetch_models(cfg: Any, endpoint: Endpoint) -> list[str]:
     """The ids ``GET /v1/models`` lists (raises :class:`APIError`, one line, when the server does not answer)."""
+    return [m for m, _ in fetch_model_entries(cfg, endpoint)]
+
+
+def fetch_model_entries(cfg: Any, endpoint: Endpoint) -> list[tuple[str, str]]:
+    """``(id, owned_by)`` of each model ``GET /v1/models`` lists (raises a one-line :class:`APIError`)."""
     from .endpoints import make_client
     from .send import describe_error
 
     client = make_client(cfg, endpoint, max_retries=0)
     try:
         page = client.models.list(timeout=min(LIST_TIMEOUT, float(cfg.timeout)))
-        return [m.id for m in page.data if getattr(m, "id", None)]
+        return [(m.id, str(getattr(m, "owned_by", "") or "")) for m in page.data if getattr(m, "id", None)]
     except Exception as e:
         raise describe_error(e, endpoint.base_url) from None
     finally:
@@ -117,9 +123,20 @@ def models(refresh: bool = False) -> list[OfferedModel]:
 
     cfg = settings()
     endpoint = endpoint_in_force(cfg)
-    ids = fetch_models(cfg, endpoint)
-    _offered[endpoint.base_url] = ids
-    return [OfferedModel(m, takes_images(m, cfg, endpoint)) for m in ids]
+    entries = fetch_model_entries(cfg, endpoint)
+    _offered[endpoint.base_url] = [m for m, _ in entries]
+    return [OfferedModel(m, takes_images(m, cfg, endpoint), owner) for m, owner in entries]
+
+
+def suggested_server(offered: list[OfferedModel]) -> str:
+    """The ``%config VisionMagic.server`` a model list names (see
+    :func:`~vision_magic.engine.servers.server_of_models`) when it is not the row in force, else ``""``."""
+    from .question import endpoint_in_force
+    from .servers import server_of_models
+    from .session import settings
+
+    named = server_of_models([m.owned_by for m in offered]) if offered else ""
+    return named if named and named != endpoint_in_force(settings()).server else ""
 
 
 def short_list(ids: list[str], cfg: Any, endpoint: Endpoint) -> str:

@@ -101,6 +101,22 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
 _PORTS = {11434: "ollama", 1234: "lmstudio"}
 
 
+# ``owned_by`` values of GET /v1/models that name the server (only ones no other server uses)
+OWNED_BY = {"vllm": "vllm", "llamacpp": "llamacpp"}
+
+
+def server_of_models(owners: list[str]) -> str:
+    """The server a ``/v1/models`` answer names when every entry's ``owned_by`` says the same, else ``""``.
+
+    Examples
+    --------
+    >>> server_of_models(["vllm", "vllm"]), server_of_models(["openai", "system"])
+    ('vllm', '')
+    """
+    found = {OWNED_BY.get(str(o).lower(), "") for o in owners}
+    return found.pop() if len(found) == 1 else ""
+
+
 def detect_server(base_url: str) -> str:
     """The server a base URL is reliably known to be (OpenAI's and Azure's hosts, Ollama's and LM Studio's
     default ports), else ``""``."""

@@ -160,19 +160,19 @@ def run_models(args: Any, cell: str, sources: list[Any], options: AskOptions) ->
     """``--models``: list the models the server offers, marking those known to take images; asks nothing."""
     from IPython.display import display
 
-    from ..engine.server_models import models
+    from ..engine.server_models import models, suggested_server
 
     if cell.strip() or sources:
         raise VisionMagicError(
             "--models lists the server's models and asks nothing: give it no sources or question"
         )
     offered = models()
-    display(models_bundle(offered), raw=True)
+    display(models_bundle(offered, suggested_server(offered)), raw=True)
     return offered
 
 
-def models_bundle(offered: list[Any]) -> dict[str, str]:
-    """The Markdown and plain text of a model list (``--models``).
+def models_bundle(offered: list[Any], server: str = "") -> dict[str, str]:
+    """The Markdown and plain text of a model list (``--models``); ``server``: the row the list names.
 
     Examples
     --------
@@ -192,6 +192,10 @@ def models_bundle(offered: list[Any]) -> dict[str, str]:
     md.append(
         f'\nPick one: `%config VisionMagic.model = "{pick}"` (or `-m {pick}`, or `VISION_MAGIC_MODEL`).'
     )
+    if server:  # what the model list says the server is, when another row is in force
+        tip = f'The model list says this is a {server} server: `%config VisionMagic.server = "{server}"` applies its facts.'
+        md.append(tip)
+        lines.append(tip.replace("`", ""))
     return {"text/markdown": "\n".join(md), "text/plain": "\n".join(lines)}
 
 
