@@ -159,3 +159,13 @@ def test_the_server_really_checks_responses_bodies():
     assert responses_request_errors(no_detail, schema_dir)
     assert responses_request_errors({**good, "max_output_tokens": "many"}, schema_dir)
     assert responses_request_errors({**good, "input": [{"role": "robot", "content": "hi"}]}, schema_dir)
+
+
+def test_a_dry_run_shows_the_responses_body_with_base64_elided(shell, openai_env, pics):
+    shell.run_line_magic("config", 'VisionMagic.api = "responses"')
+    result = shell.run_cell("%%ask_image red.png --dry-run\nWhich colour?")
+    assert result.error_in_exec is None, result.error_in_exec
+    shown = shell.displays.last()["text/plain"]
+    assert '"type": "input_image"' in shown and "base64 chars elided>" in shown and "iVBOR" not in shown
+    assert "sent to /v1/responses" in shown
+    assert openai_env.requests == [], "a dry run sends nothing"

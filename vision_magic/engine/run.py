@@ -37,6 +37,10 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
     if q.options.dry_run:
         answer.dry_run = True
         answer.record = record_of(q, answer)
+        if q.endpoint.api == "responses":  # show what would go over the wire
+            from .responses import responses_body
+
+            answer.request = responses_body(q.body)
         if view is not None:
             view.dry_run(answer, " ".join(q.notes))
         return answer
