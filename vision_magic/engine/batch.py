@@ -105,6 +105,7 @@ class Batch:
         concurrency: int = 8,
         retries: int = 6,
         progress: bool = True,
+        label: str | None = None,
         **options: Any,
     ) -> None:
         import pandas  # noqa: F401 - now (~1 s the first time), not when an interrupt needs the table
@@ -116,7 +117,9 @@ class Batch:
             )
         if concurrency < 1:
             raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
-        self.prompt, self.opts = prompt, opts
+        if opts.batch:
+            raise VisionMagicError("via='batch' goes through vision_magic.ask_many, not Batch")
+        self.prompt, self.opts, self.label = prompt, opts, label
         self.concurrency, self.retries, self.progress = concurrency, retries, progress
         self.items = expand_sources(sources)
         self.answers: list[Answer | None] = [None] * len(self.items)
@@ -180,16 +183,13 @@ class Batch:
 
     def table(self) -> Any:
         """One row per item, in input order; an unfinished item has the error ``"not run: interrupted"``."""
-        import pandas as pd
-
         rows = [
-            _row(label, self.answers[i], self.errors[i]) if self.finished[i] else _row(label, None, NOT_RUN)
+            table_row(label, self.answers[i], self.errors[i])
+            if self.finished[i]
+            else table_row(label, None, NOT_RUN)
             for i, (label, _src) in enumerate(self.items)
         ]
-        columns = ["source", "answer"]
-        for row in rows:
-            columns += [k for k in row if k not in columns and k not in _TAIL]
-        return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+        return table_of(rows)
 
     def keep(self) -> Any:
         """The table, kept as the session's ``last_table`` with its answers' records beside it (not in
@@ -328,6 +328,10 @@ async def ask_many_async(prompt: str, sources: Any, **kwargs: Any) -> Any:
     --------
     >>> df = await vision_magic.engine.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
     """
+    if kwargs.get("via") == "batch":
+        from .batch_api import submit
+
+        return await asyncio.to_thread(submit, prompt, sources, **kwargs)
     return await Batch(prompt, sources, **kwargs).run()
 
 
@@ -345,8 +349,11 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     concurrency : at most this many requests in flight.
     retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
     progress : show a progress bar (a widget in Jupyter, text elsewhere).
+    label : what the Batch API job is called in :func:`vision_magic.batches` (``via="batch"``; default: the
+        prompt and the number of images).
     **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
-        ``%config VisionMagic``). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
+        ``%config VisionMagic``). ``via="batch"``: hand the work to OpenAI's Batch API (half price, answers
+        within 24 h) and return a :class:`~vision_magic.engine.batch_api.BatchJob` at once (see below). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
         keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
         are not sent); ``refresh=True`` asks again and stores the new answers.
 
@@ -354,6 +361,10 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     -------
     pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
     item has its one-line ``error`` and no answer. ``vision_magic.last_table`` holds it too.
+
+    With ``via="batch"``: a :class:`~vision_magic.engine.batch_api.BatchJob`, returned as soon as the work is
+    submitted; ``.wait()`` for it, then ``.result()`` is the same DataFrame (costs at the Batch API price).
+    Running the same call again (after a kernel restart too) reattaches to the batches instead of submitting.
 
     Raises
     ------
@@ -365,7 +376,13 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     --------
     >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
     >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
+    >>> job = vision_magic.ask_many("Is there a legend?", "figures/", via="batch")  # doctest: +SKIP
+    >>> job.wait().result()  # doctest: +SKIP
     """
+    if kwargs.get("via") == "batch":
+        from .batch_api import submit
+
+        return submit(prompt, sources, **kwargs)
     return Batch(prompt, sources, **kwargs).run_blocking()
 
 
@@ -375,7 +392,20 @@ ask_many.__signature__ = ask_many_async.__signature__  # type: ignore[attr-defin
 _TAIL = ("tokens", "cost", "error", "replayed")
 
 
-def _row(label: str, answer: Answer | None, error: str | None) -> dict[str, Any]:
+def table_of(rows: list[dict[str, Any]]) -> Any:
+    """The DataFrame of rows made by :func:`table_row`: ``source, answer, [fields...], tokens, cost, error,
+    replayed`` (the Batch API's results, :mod:`vision_magic.engine.batch_api`, use it too)."""
+    import pandas as pd
+
+    columns = ["source", "answer"]
+    for row in rows:
+        columns += [k for k in row if k not in columns and k not in _TAIL]
+    return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+
+
+def table_row(label: str, answer: Answer | None, error: str | None) -> dict[str, Any]:
+    """One row of the table: the source's label, the answer (and its structured fields), tokens, cost, the
+    one-line error of a failed item, and whether it was replayed."""
     row: dict[str, Any] = {"source": redact(label), "answer": None}
     if answer is not None and answer.text and not error:
         row["answer"] = answer.text

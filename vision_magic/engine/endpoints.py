@@ -67,6 +67,8 @@ class Endpoint:
         OpenAI/Azure; some servers, e.g. LM Studio, reject WEBP, and PNG works everywhere).
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
         above :data:`vision_magic.engine.question.MANY_IMAGES`).
+    batch_max_requests, batch_max_bytes : the most requests and bytes one Batch API input file may hold
+        (OpenAI: 50,000 and 200 MB); ``via="batch"`` splits the work into as many files as they need.
 
     Examples
     --------
@@ -86,6 +88,8 @@ class Endpoint:
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
     webp: bool | None = None
     max_images: int | None = None
+    batch_max_requests: int = 50_000
+    batch_max_bytes: int = 200_000_000
 
     def __post_init__(self) -> None:
         if self.fetch_urls is None:
