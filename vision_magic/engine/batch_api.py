@@ -110,11 +110,11 @@ def prepared_lines(
 ) -> Iterator[tuple[Item, dict[str, Any] | None]]:
     """(item, request body) per image of ``sources``, prepared one at a time as a live ``ask_many`` would (the
     body is None when the image could not be prepared: the item holds the error)."""
-    from .batch import expand_sources
     from .question import build_question
     from .record import question_record, request_key
+    from .rows import expand_sources
 
-    opts = options.replace(stream=False, via=None)  # the live body: the same replay key as ask_many's
+    opts = options.replace(stream=False)  # the body of a live ask_many: the same replay key
     for i, (label, src) in enumerate(expand_sources(sources)):
         try:
             if isinstance(src, SourceError):
@@ -546,8 +546,8 @@ class BatchJob:
         """The DataFrame ``ask_many`` gives: one row per image, in input order (``source, answer, [fields],
         tokens, cost, error, replayed``); costs at the Batch API price. Waits for the batches first (``wait=False``:
         the rows so far, the others ``not finished yet``). Stores the answers in the replay cache."""
-        from .batch import table_of, table_row
         from .record import VERSION
+        from .rows import table_of, table_row
         from .session import current
 
         if wait and not self.done:
@@ -821,7 +821,7 @@ def read_batch_output(path: str | os.PathLike[str], sources: Any = None, **optio
     --------
     >>> df = vision_magic.read_batch_output("results.jsonl", "photos/")  # doctest: +SKIP
     """
-    from .batch import expand_sources, table_of, table_row
+    from .rows import expand_sources, table_of, table_row
 
     opts = AskOptions.from_kwargs(**options)
     outcomes: dict[str, Outcome] = {}
