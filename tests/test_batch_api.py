@@ -22,7 +22,7 @@ from test_batch import colour_of
 import vision_magic
 from fake_openai import request_errors
 from vision_magic.engine.batch_api import CANCELLED, EXPIRED, BatchJob
-from vision_magic.engine.session import settings
+from vision_magic.engine.session import current, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("replay_cache")
@@ -63,13 +63,19 @@ def test_submit_returns_at_once_and_the_result_equals_a_live_run(openai_env, fol
         assert list(df[column]) == list(live[column]), column
     assert list(df["cost"]) == pytest.approx(list(live["cost"] / 2)), "the Batch API costs half"
     assert "completed: 6/6 done, 0 failed" in job.summary() and "(Batch API price)" in job.summary()
-    assert "tokens in" in repr(job)
+    assert f"${df['cost'].sum():.4f} (Batch API price)" in repr(job), "the footer: the real cost"
+    records = current().last_table_records["answers"]
+    assert len(records) == 6 and all(r["request_key"] for r in records)
+    tokens_in = sum(r["usage"]["input_tokens"] for r in records)
+    tokens_out = sum(r["usage"]["output_tokens"] for r in records)
+    assert tokens_in + tokens_out == df["tokens"].sum()
+    assert f"{tokens_in:,} tokens in, {tokens_out:,} out" in repr(job)
 
 
 def test_answers_go_into_the_replay_cache_so_a_live_run_sends_nothing(openai_env, folder):
     server = openai_env
     server.reply = colour_of
-    submit(folder).wait(poll=0).result()
+    submit(folder).wait(poll=0)  # waiting is enough: the answers are stored when the batch has ended
     df = vision_magic.ask_many("Which colour?", str(folder), progress=False)
     assert not server.chat_requests, "a plain ask_many over the same images sent requests"
     assert df["replayed"].all() and list(df["answer"]) == COLOURS

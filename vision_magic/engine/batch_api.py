@@ -450,6 +450,7 @@ class BatchJob:
                 bar.set_postfix_str(self.status, refresh=False)
                 bar.refresh()
                 if self.done:
+                    self.store_answers()  # a later live ask_many over these images sends nothing
                     return self
                 if timeout is not None and time.monotonic() - started + delay > timeout:
                     raise VisionMagicError(
@@ -581,12 +582,15 @@ class BatchJob:
             else f"nothing to send: {len(self.items)} image(s) answered from the replay cache or not preparable"
         )
         if self._table is not None:
-            t = self._table
-            tokens_in = sum((r.get("usage") or {}).get("input_tokens") or 0 for r in self._records)
-            tokens_out = sum((r.get("usage") or {}).get("output_tokens") or 0 for r in self._records)
-            total = t["cost"].dropna().sum() if len(t) else 0.0
-            price = f"${total:.4f} (Batch API price)" if t["cost"].notna().any() else "no price known"
+            sent = [r for r in self._records if not r.get("replayed")]
+            tokens_in = sum((r.get("usage") or {}).get("input_tokens") or 0 for r in sent)
+            tokens_out = sum((r.get("usage") or {}).get("output_tokens") or 0 for r in sent)
+            costs = [r["cost_usd"] for r in sent if r.get("cost_usd") is not None]
+            price = f"${sum(costs):.4f} (Batch API price)" if costs else "no price known"
             head += f" · {tokens_in:,} tokens in, {tokens_out:,} out · {price}"
+            replayed = len(self._records) - len(sent)
+            if replayed:
+                head += f" · {replayed} answered from the replay cache"
         return head
 
     def __repr__(self) -> str:
