@@ -312,3 +312,33 @@ def test_batch_file_and_read_batch_output_round_trip(openai_env, folder, tmp_pat
     assert df["error"][5] == "no line for this image in the output file(s)"
     by_id = vision_magic.read_batch_output(out)
     assert list(by_id["source"]) == [line["custom_id"] for line in lines[:-1]]
+
+
+def test_a_server_without_a_batch_api_is_one_line(openai_env, folder, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{openai_env.root_url}/no-batches/v1")
+    with pytest.raises(vision_magic.errors.APIError, match=r"^The server answered 404: .*no Batch API") as e:
+        submit(folder)
+    assert "\n" not in str(e.value) and FAKE_KEY not in str(e.value)
+    assert vision_magic.batches().empty, "a batch that was never created is remembered"
+
+
+def test_refresh_submits_again_and_no_cache_stores_no_answers(openai_env, folder):
+    server = openai_env
+    server.reply = colour_of
+    first = submit(folder, cache=False).wait(poll=0)
+    assert list(first.result()["answer"]) == COLOURS
+    assert vision_magic.cache.stats()["entries"] == 0, "cache=False stored answers"
+    assert submit(folder, cache=False).reattached and server.uploads == 1
+    again = submit(folder, refresh=True)
+    assert not again.reattached and server.uploads == 2 and len(uploaded_lines(server)[1]) == 6
+    assert list(again.wait(poll=0).result()["replayed"]) == [False] * 6
+    assert vision_magic.cache.stats()["entries"] == 6, "refresh=True stores the new answers"
+
+
+def test_ask_many_async_submits_too(openai_env, folder):
+    import asyncio
+
+    from vision_magic.engine.batch import ask_many_async
+
+    job = asyncio.run(ask_many_async("Which colour?", str(folder), via="batch", progress=False))
+    assert isinstance(job, BatchJob) and openai_env.uploads == 1
