@@ -81,13 +81,26 @@ def test_answers_go_into_the_replay_cache_so_a_live_run_sends_nothing(openai_env
     assert df["replayed"].all() and list(df["answer"]) == COLOURS
 
 
-def test_rerunning_reattaches_instead_of_submitting_again(openai_env, folder):
+def no_preparing(monkeypatch):
+    """Make preparing an image fail: a reattach that needs none goes through."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("an image was prepared again")
+
+    monkeypatch.setattr("vision_magic.engine.question.build_question", fail)
+
+
+def test_rerunning_reattaches_instead_of_submitting_again(openai_env, folder, monkeypatch):
     server = openai_env
     server.reply = colour_of
     first = submit(folder)
-    again = submit(folder)
+    with monkeypatch.context() as patched:
+        no_preparing(patched)  # unchanged files: no image is read again
+        again = submit(folder)
     assert again.reattached and again.batch_ids == first.batch_ids
     assert server.uploads == 1 and server.batches_created == 1
+    os.utime(folder / "00_red.png", ns=(1, 1))  # touched, same pixels: prepared again, same batch
+    assert submit(folder).batch_ids == first.batch_ids and server.uploads == 1
     assert list(again.wait(poll=0).result()["answer"]) == COLOURS
     done = submit(folder)  # finished: still the same batch, nothing uploaded
     assert done.reattached and done.done and server.uploads == 1
@@ -108,7 +121,12 @@ def test_a_restarted_kernel_reattaches_with_zero_uploads(openai_env, folder, rep
     job = submit(folder)
     assert server.uploads == 1
     code = f"""
-        import json, vision_magic
+        import json, vision_magic, vision_magic.engine.question
+
+        def fail(*args, **kwargs):
+            raise AssertionError("an image was prepared again")
+
+        vision_magic.engine.question.build_question = fail  # reattaching reads no image
         job = vision_magic.ask_many("Which colour?", {str(folder)!r}, via="batch", progress=False)
         print("REATTACHED", job.reattached, job.batch_ids)
         df = job.wait(poll=0).result()

@@ -34,6 +34,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,14 +244,32 @@ def submit(
     def writer(folder: Path) -> Writer:
         return Writer(folder, endpoint.batch_max_requests, endpoint.batch_max_bytes)
 
+    def named(items: list[Item]) -> str:
+        return (
+            label or f"{' '.join(prompt.split())[:60]} ({len(items)} image{'s' if len(items) != 1 else ''})"
+        )
+
+    call = call_fingerprint(prompt, sources, resolved, endpoint, cfg)
+    found = replay_store.job_of(call, cfg) if call is not None and not opts.refresh else None
+    if found is not None:  # the same call over unchanged files: reattach without preparing any image
+        items = items_from(found[1], cfg)
+        known = replay_store.batches_of(found[0], cfg)
+        if known:
+            earlier = BatchJob(
+                items, [r["batch_id"] for r in known], opts, cfg, label=named(items), job=found[0]
+            )
+            earlier.reattached, earlier.progress = True, progress
+            if not earlier.refresh().ended_unfinished():
+                return earlier
+
     with tempfile.TemporaryDirectory(prefix="vision_magic-batch-") as tmp:
         first = writer(Path(tmp) / "input")
         items = write_lines(prepared_lines(prompt, sources, opts, cfg), first, skip=cached)
         parts = first.parts
         job = job_identity(endpoint.base_url, items)
-        label = (
-            label or f"{' '.join(prompt.split())[:60]} ({len(items)} image{'s' if len(items) != 1 else ''})"
-        )
+        label = named(items)
+        if call is not None:
+            replay_store.add_job(call, job, items_blob(items), cfg)
         known = [] if opts.refresh else replay_store.batches_of(job, cfg)
         if known:
             earlier = BatchJob(items, [row["batch_id"] for row in known], opts, cfg, label=label, job=job)
@@ -264,6 +283,57 @@ def submit(
         handle = BatchJob(items, [], opts, cfg, label=label, job=job, progress=progress)
         handle.batch_ids = upload(handle, parts, attempt, endpoint)
     return handle
+
+
+def call_fingerprint(prompt: str, sources: Any, options: AskOptions, endpoint: Any, cfg: Any) -> str | None:
+    """A SHA-256 of the call (prompt, resolved options, endpoint, image settings, and each file's path, size,
+    mtime and inode, or each link), or None when a source is not a file or link (an in-memory image must be
+    prepared to be known). No image is read."""
+    from .. import __version__
+    from . import structured
+    from .rows import expand_sources
+
+    entries: list[Any] = []
+    for label, src in expand_sources(sources):
+        if isinstance(src, SourceError):
+            entries.append(["missing", label])
+            continue
+        if not isinstance(src, (str, os.PathLike)):
+            return None
+        text = os.fspath(src)
+        if text.startswith(("http://", "https://", "data:")):
+            entries.append(["link", hashlib.sha256(text.encode("utf-8")).hexdigest()])
+            continue
+        try:
+            st = os.stat(text)
+        except OSError:
+            return None
+        entries.append(["file", os.path.abspath(text), label, st.st_size, st.st_mtime_ns, st.st_ino])
+    asked = {
+        "version": __version__,
+        "prompt": prompt,
+        "options": {k: repr(v) for k, v in sorted(options.given().items()) if k not in ("refresh", "cache")},
+        "format": structured.response_format(options.schema, options.json_mode),
+        "endpoint": repr(endpoint),
+        "image": [cfg.jpeg_quality, repr(sorted(cfg.profiles.items())), os.getcwd()],
+        "sources": entries,
+    }
+    return hashlib.sha256(json.dumps(asked, default=str).encode("utf-8")).hexdigest()
+
+
+def items_blob(items: list[Item]) -> bytes:
+    """The items of a job as compressed JSON (what a re-run needs of them, no pixels)."""
+    rows = [[i.index, i.label, i.custom_id, i.key, i.error, i.model, i.question] for i in items]
+    return zlib.compress(json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+
+
+def items_from(blob: bytes, cfg: Any) -> list[Item]:
+    """The items kept by :func:`items_blob`, their model profiles looked up again."""
+    items = []
+    for index, label, cid, key, error, model, question in json.loads(zlib.decompress(blob)):
+        profile = profile_for(model, cfg.profiles) if key else None
+        items.append(Item(index, label, cid, key, error, question, profile, model))
+    return items
 
 
 def upload(handle: BatchJob, parts: list[Part], attempt: int, endpoint: Any) -> list[str]:

@@ -96,6 +96,17 @@ CREATE TABLE IF NOT EXISTS batches (
 )
 """
 
+# The images of each job, by a fingerprint of the call (prompt, options, endpoint, each file's path, size and
+# mtime): a re-run whose files have not changed reattaches without preparing a single image again.
+_JOB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    fingerprint TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    created REAL NOT NULL,
+    items BLOB
+)
+"""
+
 _lock = threading.Lock()
 _connections: dict[str, sqlite3.Connection] = {}
 # (device, inode) of each open file and of its write-ahead log, when its connection opened
@@ -156,6 +167,7 @@ def _open(file: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_SCHEMA)
         conn.execute(_BATCH_SCHEMA)
+        conn.execute(_JOB_SCHEMA)
         _add_record_column(conn)
     except BaseException:
         conn.close()
@@ -419,6 +431,20 @@ def update_batch(batch_id: str, status: str, counts: dict[str, int], cfg: Any = 
     sql = "UPDATE batches SET status = ?, total = ?, completed = ?, failed = ? WHERE batch_id = ?"
     values = (status, counts.get("total"), counts.get("completed"), counts.get("failed"), batch_id)
     _attempt("write", cfg, lambda conn: conn.execute(sql, values))
+
+
+def add_job(fingerprint: str, job: str, items: bytes, cfg: Any = None) -> None:
+    """Remember the items of ``job`` (an opaque blob) under the call's ``fingerprint``. Never raises."""
+    sql = "INSERT OR REPLACE INTO batch_jobs (fingerprint, job, created, items) VALUES (?, ?, ?, ?)"
+    values = (fingerprint, job, time.time(), items)
+    _attempt("write", cfg, lambda conn: conn.execute(sql, values))
+
+
+def job_of(fingerprint: str, cfg: Any = None) -> tuple[str, bytes] | None:
+    """(job, items blob) remembered under ``fingerprint``, or None (also when the cache cannot be read)."""
+    sql = "SELECT job, items FROM batch_jobs WHERE fingerprint = ?"
+    row = _attempt("read", cfg, lambda conn: conn.execute(sql, (fingerprint,)).fetchone())
+    return (row[0], bytes(row[1])) if row else None
 
 
 def _batch_rows(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
