@@ -289,9 +289,10 @@ def test_magic_each_batch_shows_the_job_and_cost_batch_shows_half(shell, openai_
     shell.run_cell(f"%%ask_image {folder} --each --batch --out job\nWhich colour?").raise_error()
     assert server.uploads == 1, "re-running the cell submitted again"
     assert shell.user_ns["job"].reattached
-    shown = shell.displays.last()
-    assert "[6 rows x 6 columns]" in shown["text/plain"], "a finished job's cell shows its table"
-    assert "reattached, completed: 6/6 done" in shell.displays.bundles[-2]["text/plain"]
+    table, footer = shell.displays.bundles[-2:]
+    assert "[6 rows x 6 columns]" in table["text/plain"], "a finished job's cell shows its table"
+    assert "reattached, completed: 6/6 done, 0 failed · " in footer["text/plain"]
+    assert "(Batch API price)" in footer["text/plain"], "the footer gives the real cost"
     shell.run_cell(f"%%ask_image {folder}/00_red.png --cost --batch -m gpt-4o\nWhich colour?").raise_error()
     assert "(Batch API price)" in shell.displays.text()
     result = shell.run_cell(f"%%ask_image {folder}/00_red.png --batch\nWhich colour?")
@@ -338,6 +339,33 @@ def test_a_server_without_a_batch_api_is_one_line(openai_env, folder, monkeypatc
         submit(folder)
     assert "\n" not in str(e.value) and FAKE_KEY not in str(e.value)
     assert vision_magic.batches().empty, "a batch that was never created is remembered"
+
+
+def test_a_failed_upload_part_way_cancels_what_it_created_and_remembers_nothing(openai_env, folder):
+    server = openai_env
+    cfg = settings()
+    saved = cfg.endpoints, cfg.max_retries
+    cfg.endpoints = {"test": {"base_url": server.base_url, "batch_max_requests": 2}}
+    cfg.max_retries = 0
+    original = server.store.add_file
+    calls = []
+
+    def add_file(filename, purpose, content):
+        calls.append(filename)
+        if len(calls) >= 2:
+            raise RuntimeError("disk full")  # the test server hangs up on the second upload
+        return original(filename, purpose, content)
+
+    server.store.add_file = add_file
+    try:
+        with pytest.raises(vision_magic.errors.APIError, match="^Could not reach"):
+            submit(folder)
+    finally:
+        server.store.add_file = original
+        cfg.endpoints, cfg.max_retries = saved
+    (created,) = server.store.batches.values()
+    assert created.obj["status"] == "cancelling", "the batch created before the failure still runs"
+    assert vision_magic.batches().empty
 
 
 def test_refresh_submits_again_and_no_cache_stores_no_answers(openai_env, folder):

@@ -337,44 +337,57 @@ def items_from(blob: bytes, cfg: Any) -> list[Item]:
 
 
 def upload(handle: BatchJob, parts: list[Part], attempt: int, endpoint: Any) -> list[str]:
-    """Upload each input file and create its batch; remember each batch in the replay cache's database."""
+    """Upload each input file and create its batch; then remember the batches in the replay cache's database.
+
+    All or nothing: when an upload or a create fails (or the stop button is pressed) part-way, the batches
+    created so far are cancelled and nothing is remembered, so the next run submits the whole job again
+    instead of reattaching to a part of it.
+    """
     from . import replay_store
     from .record import public_endpoint
 
-    ids: list[str] = []
-    if not parts:
-        return ids
     client = handle.client()
-    for n, part in enumerate(parts):
-        with api_errors(endpoint.base_url):
-            with open(part.path, "rb") as f:
-                uploaded = client.files.create(file=(part.path.name, f), purpose="batch")
-            created = client.batches.create(
-                input_file_id=uploaded.id,
-                endpoint=ENDPOINT,
-                completion_window=WINDOW,
-                metadata={"vision_magic_job": handle.job[:64], "part": str(n), "label": handle.label[:500]},
+    rows: list[dict[str, Any]] = []
+    try:
+        for n, part in enumerate(parts):
+            with api_errors(endpoint.base_url):
+                with open(part.path, "rb") as f:
+                    uploaded = client.files.create(file=(part.path.name, f), purpose="batch")
+                created = client.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint=ENDPOINT,
+                    completion_window=WINDOW,
+                    metadata={
+                        "vision_magic_job": handle.job[:64],
+                        "part": str(n),
+                        "label": handle.label[:500],
+                    },
+                )
+            handle.states[created.id] = created
+            rows.append(
+                {
+                    "batch_id": created.id,
+                    "job": handle.job,
+                    "attempt": attempt,
+                    "part": n,
+                    "endpoint": public_endpoint(endpoint.base_url),
+                    "created": time.time(),
+                    "status": created.status,
+                    "total": part.requests,
+                    "completed": 0,
+                    "failed": 0,
+                    "label": handle.label,
+                    "input_file_id": uploaded.id,
+                }
             )
-        ids.append(created.id)
-        handle.states[created.id] = created
-        replay_store.add_batch(
-            {
-                "batch_id": created.id,
-                "job": handle.job,
-                "attempt": attempt,
-                "part": n,
-                "endpoint": public_endpoint(endpoint.base_url),
-                "created": time.time(),
-                "status": created.status,
-                "total": part.requests,
-                "completed": 0,
-                "failed": 0,
-                "label": handle.label,
-                "input_file_id": uploaded.id,
-            },
-            handle.cfg,
-        )
-    return ids
+    except BaseException:
+        for row in rows:  # best effort: a half-submitted job is not left running unseen
+            with contextlib.suppress(Exception):
+                client.batches.cancel(row["batch_id"])
+        raise
+    for row in rows:
+        replay_store.add_batch(row, handle.cfg)
+    return [row["batch_id"] for row in rows]
 
 
 @contextlib.contextmanager

@@ -221,7 +221,7 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
 
 def run_batch(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
     """``--each --batch``: hand the images to the Batch API (or reattach to the batches this cell submitted
-    before); show the job, and its table once it has finished."""
+    before); show the job (its progress), after its table once it has finished."""
     from IPython.display import display
 
     from ..engine.batch import ask_many
@@ -231,10 +231,10 @@ def run_batch(args: Any, cell: str, sources: list[Any], options: AskOptions) -> 
     question = cell.strip() or "Describe this image."
     label = f"{' '.join(args.sources)}: {' '.join(question.split())}"[:200]
     job = ask_many(question, sources[0] if len(sources) == 1 else sources, label=label, **options.given())
-    display(job)
-    if job.done:
+    if job.done:  # finished (a re-run reattached): the table, then the job with its usage and cost
         table = job.result()
         display(table, metadata={KEY: current().last_table_records or {}})
+    display(job)
     return job
 
 
