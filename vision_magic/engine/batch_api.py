@@ -126,7 +126,10 @@ def prepared_lines(
             continue
         key = request_key(q)
         item = Item(i, redact(label), custom_id(i, key), key, None, question_record(q), q.profile, q.model)
-        yield item, q.body
+        body = q.body
+        del q  # not held while the next image is prepared
+        yield item, body
+        del body
 
 
 class Writer:

@@ -72,7 +72,8 @@ def identity_of_url(url: str) -> str:
     >>> identity_of_url("https://example.org/a.png") == hashlib.sha256(b"https://example.org/a.png").hexdigest()
     True
     """
-    known = _identities.get(url)
+    memo = url if len(url) <= 1024 else hashlib.sha256(url.encode("utf-8")).digest()
+    known = _identities.get(memo)
     if known is not None:
         return known
     data = _payload(url)
@@ -80,13 +81,14 @@ def identity_of_url(url: str) -> str:
     with _identities_lock:
         if len(_identities) >= _IDENTITIES:
             _identities.pop(next(iter(_identities)))
-        _identities[url] = identity
+        _identities[memo] = identity
     return identity
 
 
-# identities of recently keyed image URLs: a re-run keys the same (memoised) data URL again without decoding
+# identities of recently keyed image URLs: a re-run keys the same (memoised) data URL again without decoding;
+# a long data URL is remembered by its SHA-256, not kept (a Batch API file holds one image at a time)
 _IDENTITIES = 256
-_identities: dict[str, str] = {}
+_identities: dict[str | bytes, str] = {}
 _identities_lock = threading.Lock()
 
 
