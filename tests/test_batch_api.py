@@ -256,9 +256,21 @@ def test_batches_lists_the_known_batches(openai_env, folder):
     ]
     row = table[table["id"] == job.batch_ids[0]].iloc[0]
     assert row["status"] == "validating" and row["label"] == "colours of imgs/" and row["total"] == 6
+    openai_env.store.retrieve(job.batch_ids[0])  # the server moves on; the table says what was last seen
+    assert vision_magic.batches().iloc[-1]["status"] == "validating"
+    assert vision_magic.batches(refresh=True).iloc[-1]["status"] == "finalizing"
     job.wait(poll=0)
     row = vision_magic.batches().iloc[-1]
     assert (row["status"], row["completed"], row["failed"]) == ("completed", 6, 0)
+
+
+def test_wait_gives_up_after_its_timeout_and_the_batch_goes_on(openai_env, folder):
+    openai_env.batch_steps = 1000
+    job = submit(folder)
+    with pytest.raises(vision_magic.VisionMagicError, match="still validating after 0.05 s"):
+        job.wait(timeout=0.05, poll=0.01)
+    openai_env.batch_steps = 1
+    assert job.wait(poll=0).status == "completed"
 
 
 def test_a_batch_handle_is_not_a_live_question(openai_env, folder):
