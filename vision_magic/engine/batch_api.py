@@ -610,10 +610,11 @@ class BatchJob:
                 out.append((item, answer, None))
             elif not self.done:
                 out.append((item, None, NOT_DONE))
+            elif ended == "completed":
+                out.append((item, None, NO_OUTPUT))
             else:
-                out.append(
-                    (item, None, {"expired": EXPIRED, "cancelled": CANCELLED}.get(ended, _failed_line(self)))
-                )
+                why = {"expired": EXPIRED, "cancelled": CANCELLED}.get(ended) or _failed_line(self)
+                out.append((item, None, why))
         return out
 
     def store_answers(self, answers: list[tuple[Item, Answer | None, str | None]] | None = None) -> int:
