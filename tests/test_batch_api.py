@@ -400,3 +400,46 @@ def test_ask_many_async_submits_too(openai_env, folder):
 
     job = asyncio.run(ask_many_async("Which colour?", str(folder), via="batch", progress=False))
     assert isinstance(job, BatchJob) and openai_env.uploads == 1
+
+
+def test_a_restarted_kernel_reattaches_the_cell_and_the_stop_button_stops_only_the_waiting(
+    openai_env, folder
+):
+    """Through real kernels: the cell submits; the stop button during job.wait() is one line and the batch
+    goes on; after a restart the same cell reattaches (nothing uploaded) and gives the live answers."""
+    import time
+
+    from kernel_helpers import Kernel, errors_of
+
+    server = openai_env
+    server.reply = colour_of
+    server.batch_steps = 10_000  # it stays validating while the first kernel waits
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}
+    cell = f"%%ask_image {folder.name} --each --batch --out job\nWhich colour?"
+
+    def polls() -> int:
+        return sum(1 for r in server.requests if r.method == "GET" and r.path.startswith("/v1/batches/"))
+
+    with Kernel(folder.parent, env) as kernel:
+        kernel.run("%load_ext vision_magic")
+        assert not errors_of(kernel.run(cell))
+        assert server.uploads == 1
+        msg_id = kernel.execute("job.wait(poll=0.05)")
+        deadline = time.monotonic() + 30
+        while polls() < 3:
+            assert time.monotonic() < deadline, "the kernel never polled"
+            time.sleep(0.02)
+        kernel.interrupt()
+        [error] = errors_of(kernel.collect(msg_id, timeout=30))
+        assert len(error["traceback"]) == 1, error["traceback"]
+        assert "Stopped waiting; the batch goes on at the server: run the cell again" in error["traceback"][0]
+    assert [b.obj["status"] for b in server.store.batches.values()] == ["validating"], "the batch was touched"
+    server.batch_steps = 1
+    with Kernel(folder.parent, env) as kernel:  # a restart: a new process, the same replay cache
+        kernel.run("%load_ext vision_magic")
+        assert not errors_of(kernel.run(cell))
+        out = kernel.printed(
+            "print(job.reattached)\ndf = job.wait(poll=0).result()\nprint(list(df['answer']))"
+        )
+    assert out.split("\n", 1) == ["True", f"{COLOURS}\n"]
+    assert server.uploads == 1 and server.batches_created == 1, "the restarted kernel submitted again"
