@@ -107,16 +107,29 @@ def request_line(cid: str, body: dict[str, Any]) -> str:
 
 
 def prepared_lines(
-    prompt: str, sources: Any, options: AskOptions, cfg: Any
+    prompt: str, sources: Any, options: AskOptions, cfg: Any, progress: bool = False
 ) -> Iterator[tuple[Item, dict[str, Any] | None]]:
     """(item, request body) per image of ``sources``, prepared one at a time as a live ``ask_many`` would (the
-    body is None when the image could not be prepared: the item holds the error)."""
-    from .question import build_question
-    from .record import question_record, request_key
+    body is None when the image could not be prepared: the item holds the error); ``progress``: a bar."""
     from .rows import expand_sources
 
     opts = options.replace(stream=False)  # the body of a live ask_many: the same replay key
-    for i, (label, src) in enumerate(expand_sources(sources)):
+    expanded = expand_sources(sources)
+    with _progress_bar(len(expanded), progress, "preparing", "image") as bar:
+        for item, body in _prepared(prompt, expanded, opts, cfg):
+            yield item, body
+            del body
+            bar.update(1)
+
+
+def _prepared(
+    prompt: str, expanded: list[tuple[str, Any]], opts: AskOptions, cfg: Any
+) -> Iterator[tuple[Item, dict[str, Any] | None]]:
+    """:func:`prepared_lines` without the bar."""
+    from .question import build_question
+    from .record import question_record, request_key
+
+    for i, (label, src) in enumerate(expanded):
         try:
             if isinstance(src, SourceError):
                 raise src
@@ -267,7 +280,7 @@ def submit(
 
     with tempfile.TemporaryDirectory(prefix="vision_magic-batch-") as tmp:
         first = writer(Path(tmp) / "input")
-        items = write_lines(prepared_lines(prompt, sources, opts, cfg), first, skip=cached)
+        items = write_lines(prepared_lines(prompt, sources, opts, cfg, progress), first, skip=cached)
         parts = first.parts
         job = job_identity(endpoint.base_url, items)
         label = named(items)
@@ -798,10 +811,10 @@ def finish_answer(
     return answer
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, enabled: bool, desc: str = "batch", unit: str = "request") -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="batch", unit="request", disable=not enabled, leave=True)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=desc == "batch")
 
 
 def batches(refresh: bool = False) -> Any:
