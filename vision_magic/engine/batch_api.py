@@ -769,18 +769,44 @@ def outcome_of(line: dict[str, Any]) -> tuple[str, Outcome]:
 def answer_from(
     body: dict[str, Any], item: Item, options: AskOptions, price_factor: float | None = None
 ) -> Answer:
-    """The finished :class:`Answer` of one ``chat.completion`` body from an output file."""
-    from openai.types.chat import ChatCompletion
-
+    """The finished :class:`Answer` of one ``chat.completion`` body from an output file (read leniently: an
+    OpenAI-compatible engine may leave fields out)."""
     from .send import fill_from_completion
 
     answer = Answer(model=item.model, prompt=(item.question or {}).get("prompt", ""))
     try:
-        fill_from_completion(ChatCompletion.model_validate(body), answer, item.model)
+        fill_from_completion(Fields(body), answer, item.model)
     except Exception as e:  # a line that is not a chat completion: that row's error
         answer.error = f"the output line is not a chat completion ({one_line(e)})"
         return answer
     return finish_answer(answer, item, options, price_factor)
+
+
+class Fields:
+    """A JSON object read by attribute, as the SDK's response objects are; a missing field is None.
+
+    Examples
+    --------
+    >>> body = Fields({"choices": [{"message": {"content": "Red."}}]})
+    >>> body.choices[0].message.content, body.choices[0].finish_reason, body.usage
+    ('Red.', None, None)
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _fields(self._data.get(name))
+
+
+def _fields(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Fields(value)
+    if isinstance(value, list):
+        return [_fields(v) for v in value]
+    return value
 
 
 def finish_answer(
