@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\n{large / small:.0f}x the images: the file {b['bytes'] / a['bytes']:.1f}x larger; the build's "
                 f"RSS growth {mb(growth[0])} -> {mb(growth[1])}, Python peak {mb(a['python_peak'])} -> "
-                f"{mb(b['python_peak'])} (flat = one image in memory at a time)"
+                f"{mb(b['python_peak'])}; without the list of files {mb(a['python_peak'] - a['listing'])} -> "
+                f"{mb(b['python_peak'] - b['listing'])} (flat = one image in memory at a time)"
             )
     return 0
 
