@@ -60,7 +60,8 @@ class Batch:
             raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
         if opts.batch:
             raise VisionMagicError("via='batch' goes through vision_magic.ask_many, not Batch")
-        self.prompt, self.opts, self.label = prompt, opts, label
+        self.prompt, self.opts = prompt, opts
+        self.label = label  # named only for a Batch API job; taken here so both share ask_many's signature
         self.concurrency, self.retries, self.progress = concurrency, retries, progress
         self.items = expand_sources(sources)
         self.answers: list[Answer | None] = [None] * len(self.items)
@@ -294,8 +295,9 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
         prompt and the number of images).
     **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
         ``%config VisionMagic``). ``via="batch"``: hand the work to OpenAI's Batch API (half price, answers
-        within 24 h) and return a :class:`~vision_magic.engine.batch_api.BatchJob` at once (see below). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
-        keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
+        within 24 h) and return a :class:`~vision_magic.engine.batch_api.BatchJob` at once (see below).
+        ``schema``: structured outputs, its fields become columns; ``json_mode``: the keys of each answer's
+        object become columns; ``cache=False`` bypasses the replay store (cached items
         are not sent); ``refresh=True`` asks again and stores the new answers.
 
     Returns
