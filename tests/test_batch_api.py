@@ -219,6 +219,12 @@ def test_the_work_is_split_at_the_endpoint_s_limits(openai_env, folder, limit):
         cfg.endpoints = saved
 
 
+def test_the_default_limits_are_module_constants(openai_env, folder, monkeypatch):
+    monkeypatch.setattr("vision_magic.engine.endpoints.BATCH_MAX_REQUESTS", 4)
+    job = submit(folder)
+    assert [len(f) for f in uploaded_lines(openai_env)] == [4, 2] and len(job.batch_ids) == 2
+
+
 def uploaded_or_line(folder) -> dict:
     """One request line as the batch would send it (the size of one line)."""
     from vision_magic.engine.batch_api import prepared_lines

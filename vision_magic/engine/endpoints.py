@@ -23,6 +23,10 @@ from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
 
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_MAX_IMAGES = 500  # image inputs per request OpenAI accepts
+BATCH_MAX_REQUESTS = (
+    50_000  # requests per Batch API input file OpenAI accepts (the default of every Endpoint)
+)
+BATCH_MAX_BYTES = 200_000_000  # bytes per Batch API input file (200 MB)
 NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
 WHERE_KEYS_GO = (
     "set {} in the environment that starts Jupyter, or load it from a .env file or a keyring "
@@ -68,7 +72,8 @@ class Endpoint:
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
         above :data:`vision_magic.engine.question.MANY_IMAGES`).
     batch_max_requests, batch_max_bytes : the most requests and bytes one Batch API input file may hold
-        (OpenAI: 50,000 and 200 MB); ``via="batch"`` splits the work into as many files as they need.
+        (default :data:`BATCH_MAX_REQUESTS`, :data:`BATCH_MAX_BYTES`: OpenAI's 50,000 and 200 MB);
+        ``via="batch"`` splits the work into as many files as they need.
 
     Examples
     --------
@@ -88,8 +93,8 @@ class Endpoint:
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
     webp: bool | None = None
     max_images: int | None = None
-    batch_max_requests: int = 50_000
-    batch_max_bytes: int = 200_000_000
+    batch_max_requests: int | None = None
+    batch_max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.fetch_urls is None:
@@ -98,6 +103,10 @@ class Endpoint:
             self.webp = is_openai(self.base_url)
         if self.max_images is None and urlparse(self.base_url).hostname == "api.openai.com":
             self.max_images = OPENAI_MAX_IMAGES
+        if self.batch_max_requests is None:
+            self.batch_max_requests = BATCH_MAX_REQUESTS
+        if self.batch_max_bytes is None:
+            self.batch_max_bytes = BATCH_MAX_BYTES
 
 
 def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> Endpoint:
