@@ -43,10 +43,23 @@ started = time.perf_counter()
 written = batch_file("Describe this image in one line.", {folder!r}, {out!r}, model="gpt-4o", detail={detail!r})
 elapsed = time.perf_counter() - started
 _, peak = tracemalloc.get_traced_memory()
+# what a Batch API job keeps per image while the server works (label, custom_id, key, the question's record)
+import tempfile
+from pathlib import Path
+from vision_magic.engine.batch_api import Writer, prepared_lines, write_lines
+from vision_magic.engine.options import AskOptions
+from vision_magic.engine.session import current
+tracemalloc.reset_peak()
+before, _ = tracemalloc.get_traced_memory()
+with tempfile.TemporaryDirectory() as tmp:
+    opts = AskOptions(model="gpt-4o", detail={detail!r})
+    items = write_lines(prepared_lines("Describe this image in one line.", {folder!r}, opts, current().settings),
+                        Writer(Path(tmp), 50_000, 200_000_000))
+    kept = tracemalloc.get_traced_memory()[0] - before
 print(json.dumps({{
     "requests": written.requests, "bytes": written.nbytes, "errors": len(written.errors), "seconds": elapsed,
     "rss_base_kb": base, "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    "python_peak": peak, "listing": listing,
+    "python_peak": peak, "listing": listing, "kept": kept, "n_items": len(items),
 }}))
 """
 
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             f"# {args.images:,} images of {args.size} (made in {made:.0f} s), detail={args.detail}, model gpt-4o\n"
         )
         head = ("images", "images/s", "file size", "RSS after warm-up", "peak RSS", "build's RSS growth",
-                "Python peak", "of it, the file list", "peak / file")  # fmt: skip
+                "Python peak", "of it, the file list", "peak / file", "a job keeps per image")  # fmt: skip
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
         for n, r in rows:
@@ -117,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {n:,} | {n / r['seconds']:,.0f} | {mb(r['bytes'])} | {mb(r['rss_base_kb'] * 1024)} | "
                 f"{mb(r['rss_peak_kb'] * 1024)} | {mb(growth)} | {mb(r['python_peak'])} | {mb(r['listing'])} | "
-                f"{growth / r['bytes']:.3f} |"
+                f"{growth / r['bytes']:.3f} | {r['kept'] / r['n_items'] / 1000:.1f} KB |"
             )
         (small, a), (large, b) = rows[0], rows[-1]
         if small != large:
