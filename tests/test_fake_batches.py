@@ -62,6 +62,8 @@ def test_upload_retrieve_and_content(client, server):
     assert server.uploads == 1
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve("file-nope")
+    with pytest.raises(openai.BadRequestError, match="purpose"):
+        client.files.create(file=("input.jsonl", io.BytesIO(data)), purpose="nonsense")  # type: ignore[arg-type]
 
 
 def test_a_batch_goes_through_every_status_and_answers_each_line(client, server):
