@@ -43,6 +43,7 @@ started = time.perf_counter()
 written = batch_file("Describe this image in one line.", {folder!r}, {out!r}, model="gpt-4o", detail={detail!r})
 elapsed = time.perf_counter() - started
 _, peak = tracemalloc.get_traced_memory()
+rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the file's build, before the part below
 # what a Batch API job keeps per image while the server works (label, custom_id, key, the question's record)
 import tempfile
 from pathlib import Path
@@ -58,7 +59,7 @@ with tempfile.TemporaryDirectory() as tmp:
     kept = tracemalloc.get_traced_memory()[0] - before
 print(json.dumps({{
     "requests": written.requests, "bytes": written.nbytes, "errors": len(written.errors), "seconds": elapsed,
-    "rss_base_kb": base, "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "rss_base_kb": base, "rss_peak_kb": rss_peak,
     "python_peak": peak, "listing": listing, "kept": kept, "n_items": len(items),
 }}))
 """
