@@ -14,3 +14,5 @@ MODEL_PATH = re.compile(r"(?:/v1)?/models(?:/(?P<model>[^/]+))?")
 FILES_PATH = re.compile(r"(?:/v1)?/files(?:/(?P<file_id>[^/]+)(?P<content>/content)?)?")
 # POST /v1/batches (create), GET /v1/batches (list), GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
 BATCHES_PATH = re.compile(r"(?:/v1)?/batches(?:/(?P<batch_id>[^/]+)(?P<cancel>/cancel)?)?")
+# POST: the Responses API, /v1/responses (also /responses)
+RESPONSES_PATH = re.compile(r"(?:/v1)?/responses")

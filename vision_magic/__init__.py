@@ -40,6 +40,7 @@ __all__ = [
     "last_answer",
     "last_table",
     "load_ipython_extension",
+    "models",
     "read_batch_output",
     "replay_from",
     "settings",
@@ -72,6 +73,7 @@ _LAZY = {
     "content_parts": "engine.parts",
     "estimate": "engine.estimate",
     "replay_from": "engine.recordings",
+    "models": "engine.server_models",
     "Estimate": "engine.estimate",
     "ModelProfile": "images.profiles",
     "PROFILES": "images.profiles",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from .engine.options import AskOptions
     from .engine.parts import content_parts
     from .engine.recordings import replay_from
+    from .engine.server_models import models
     from .engine.session import settings
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat

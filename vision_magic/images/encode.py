@@ -52,6 +52,8 @@ class ImageOptions:
     jpeg_quality: int = 85
     max_pixels: int = MAX_PIXELS
     webp: bool = True  # graphics as lossless WEBP when smaller than PNG (off for servers that reject WEBP)
+    # the MIME types the server decodes: a file in any other (judged by its bytes) is re-encoded as PNG/JPEG
+    formats: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_request_bytes: int = MAX_REQUEST_BYTES
 
@@ -389,7 +391,7 @@ def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None)
     upright = _upright(img.size, orientation)
     target = used_size(*upright, options.profile, options.detail) if options.resize else upright
     try:
-        out = _passthrough(data, img, mime, target, orientation)
+        out = _passthrough(data, img, mime, target, orientation) if mime in options.formats else None
         if out is not None and len(out) > options.max_image_bytes:
             out = None  # too big to send as it is: decode and shrink
         if out is not None and mime == "image/png" and options.webp and len(out) > _WEBP_MIN_BYTES:
@@ -438,7 +440,7 @@ def _pipeline(
     if img.size != target:
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
-    photo = photo or looks_like_photo(img)
+    photo = photo or looks_like_photo(img) or "image/png" not in options.formats  # a server without PNG
     out, mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
     img, out, mime = fit_bytes(
         img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
