@@ -454,3 +454,15 @@ def test_a_restarted_kernel_reattaches_the_cell_and_the_stop_button_stops_only_t
         )
     assert out.split("\n", 1) == ["True", f"{COLOURS}\n"]
     assert server.uploads == 1 and server.batches_created == 1, "the restarted kernel submitted again"
+
+
+def test_a_server_known_to_have_no_batch_api_is_refused_before_any_image_is_prepared(
+    openai_env, folder, monkeypatch
+):
+    no_preparing(monkeypatch)
+    monkeypatch.setattr(settings(), "server", "vllm")
+    with pytest.raises(
+        vision_magic.VisionMagicError, match=r"^vllm at http://127\.0\.0\.1:\d+/v1 has no Batch API"
+    ):
+        submit(folder)
+    assert openai_env.requests == [] and vision_magic.batches().empty

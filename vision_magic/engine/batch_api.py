@@ -252,6 +252,12 @@ def submit(
         )
     resolved = opts.resolved(cfg)
     endpoint = endpoint_in_force(cfg)
+    if not endpoint.batch_api:
+        raise VisionMagicError(
+            f"{endpoint.name or endpoint.server} at {endpoint.base_url} has no Batch API: use ask_many without "
+            "via='batch', or vision_magic.batch_file for vllm run-batch (or set batch_api in "
+            "%config VisionMagic.endpoints)"
+        )
     use_cache = bool(resolved.cache) and not opts.refresh
 
     def cached(item: Item) -> bool:

@@ -78,6 +78,7 @@ class Endpoint:
     json_mode : how ``--json`` asks for JSON: ``json_object``, ``json_schema`` (a permissive schema) or
         ``none`` (in the prompt only).
     token_param : ``max_tokens`` or ``max_completion_tokens`` (OpenAI's newer models take only the latter).
+    batch_api : whether the server offers the Files and Batch APIs (``via="batch"``).
     api : ``chat`` (Chat Completions, the default) or ``responses`` (the Responses API), from
         ``%config VisionMagic.api`` unless the entry gives its own.
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
@@ -110,6 +111,7 @@ class Endpoint:
     batch_max_bytes: int | None = None
     json_mode: str | None = None
     token_param: str | None = None
+    batch_api: bool | None = None
     api: str = "chat"
 
     def __post_init__(self) -> None:
