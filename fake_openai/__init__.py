@@ -8,6 +8,10 @@ and the official ``openai`` SDK:
 * ``POST /v1/responses`` (the Responses API: ``input_text``/``input_image`` parts, streamed as events or
   whole; validated against ``CreateResponse``, see ``schema.responses_request_errors``);
 * ``GET /v1/models`` and ``GET /v1/models/{id}``;
+* the Files and Batch APIs (``batches``): ``POST /v1/files`` (multipart), ``GET /v1/files/{id}`` and
+  ``/content``; ``POST /v1/batches``, ``GET /v1/batches`` (list) and ``/{id}``, ``POST /v1/batches/{id}/cancel``,
+  each batch moving ``validating`` -> ``in_progress`` -> ``finalizing`` -> ``completed`` as it is retrieved
+  (or ending ``failed``, ``expired`` or ``cancelled``), each line's body checked against the schema;
 * anything else: 404 with an OpenAI-style JSON error body.
 
 Every chat request body is validated against OpenAI's published schema (``validate.py`` next to the
@@ -32,6 +36,7 @@ As a script (for demos and benchmarks), from the repository root::
 prints the base URL on one line and serves until killed.
 
 Modules: ``server`` (OpenAIServer: settings, recording, faults, lifecycle), ``handler`` (the endpoints),
+``batches`` (files and batches),
 ``transport`` (HTTP plumbing), ``replies`` (the ``Reply`` record and the JSON/SSE bodies built from it),
 ``faults`` (fault kinds and their error responses), ``request_body`` (reading a request: messages, images,
 default reply, usage), ``recording`` (RecordedRequest), ``schema`` (finding and applying OpenAI's schema),

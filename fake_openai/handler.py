@@ -28,8 +28,9 @@ from .replies import (
     stream_chunks,
 )
 from .request_body import chat_view, default_reply, inspect_images, usage_for
+from .schema import request_errors
 from .transport import Abort, HTTPConnection
-from .urls import CHAT_PATH, MODEL_PATH, RESPONSES_PATH
+from .urls import BATCHES_PATH, CHAT_PATH, FILES_PATH, MODEL_PATH, RESPONSES_PATH
 
 
 class Handler(HTTPConnection):
@@ -57,6 +58,10 @@ class Handler(HTTPConnection):
             self._chat(record, json_problem, responses=True)
         elif models and self.command == "GET":
             self._models(record, models["model"])
+        elif (files := FILES_PATH.fullmatch(path)) is not None:
+            self._files(record, files["file_id"], bool(files["content"]))
+        elif (batches := BATCHES_PATH.fullmatch(path)) is not None:
+            self._batches(record, batches["batch_id"], bool(batches["cancel"]))
         else:
             record.answered(404, "unknown_url")
             self.send_json(404, error_body(f"Invalid URL ({self.command} {path})"))
@@ -105,6 +110,75 @@ class Handler(HTTPConnection):
             404,
             error_body(f"The model '{model_id}' does not exist", code="model_not_found", param="model"),
         )
+
+    # -- files and batches (see fake_openai.batches) ---------------------------------------------------
+
+    def _answer(self, record: RecordedRequest, status: int, body: dict, error: str | None = None) -> None:
+        record.answered(status, error)
+        self.send_json(status, body)
+
+    def _files(self, record: RecordedRequest, file_id: str | None, content: bool):
+        store = self.server.owner.store
+        if file_id is None and self.command == "POST":
+            from .batches import parse_multipart
+
+            form = parse_multipart(record.raw, self.headers.get("Content-Type", ""))
+            purpose = form.get("purpose", (None, b""))[1].decode("utf-8", "replace")
+            filename, data = form.get("file", (None, None))
+            if data is None or purpose not in ("batch", "assistants", "vision", "user_data", "fine-tune"):
+                self._answer(
+                    record, 400, error_body("Upload a 'file' with a valid 'purpose'."), "invalid_upload"
+                )
+                return
+            self._answer(record, 200, store.add_file(filename or "upload", purpose, data).object())
+            return
+        stored = store.file(file_id) if file_id is not None and self.command == "GET" else None
+        if stored is None:
+            self._answer(record, 404, error_body(f"No such File object: {file_id}"), "not_found")
+        elif content:
+            record.answered(200)
+            self.send(200, stored.content, "application/octet-stream")
+        else:
+            self._answer(record, 200, stored.object())
+
+    def _batches(self, record: RecordedRequest, batch_id: str | None, cancel: bool):
+        owner = self.server.owner
+        store = owner.store
+        if batch_id is None and self.command == "POST":
+            body = record.body if isinstance(record.body, dict) else None
+            errors = request_errors(body, owner.schema_dir, schema="CreateBatchRequest")
+            if errors:
+                owner._schema_error(record.path, errors)
+                self._answer(
+                    record,
+                    400,
+                    error_body("; ".join(errors[:3]), code="schema_validation"),
+                    "schema_validation",
+                )
+                return
+            status, obj = store.create(body)
+            self._answer(record, status, obj)
+        elif batch_id is None and self.command == "GET":
+            data = store.list()
+            first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+            self._answer(
+                record,
+                200,
+                {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": False},
+            )
+        elif cancel and self.command == "POST":
+            status, obj = store.cancel(batch_id or "")
+            self._answer(record, status, obj)
+        elif not cancel and self.command == "GET":
+            obj = store.retrieve(batch_id or "")
+            if obj is None:
+                self._answer(record, 404, error_body(f"No such Batch object: {batch_id}"), "not_found")
+            else:
+                self._answer(record, 200, obj)
+        else:
+            self._answer(
+                record, 404, error_body(f"Invalid URL ({self.command} {record.path})"), "unknown_url"
+            )
 
     # -- chat completions ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .batches import BatchStore
 from .behaviours import BEHAVIOUR_DEFAULTS, check_setting, preset
 from .faults import Fault, make_faults, random_fault
 from .handler import Handler
@@ -38,6 +39,11 @@ _SETTINGS = (
     "finish_reason",
     "refusal",
     "no_choices",
+    "batch_outcome",
+    "expire_after",
+    "batch_steps",
+    "batch_line_error",
+    "batch_max_requests",
     *BEHAVIOUR_DEFAULTS,
 )
 
@@ -59,6 +65,14 @@ class OpenAIServer:
       finish_reason      finish_reason of successful answers
       refusal            None, or the words of a refusal (``message.refusal`` / ``delta.refusal``, no content)
       no_choices         answer with ``choices: []``
+      batch_outcome      None, ``"failed"`` or ``"expired"``: how the next batches end (see ``batches``)
+      expire_after       lines an expiring batch answers before it expires
+      batch_steps        retrievals of a batch per status step (1: every retrieval moves it on)
+      batch_line_error   None or ``(custom_id, body) -> message or None``: lines that fail with a 400
+      batch_max_requests lines an input file may hold (OpenAI: 50,000)
+
+    ``files`` and ``batches`` (the Files and Batch APIs) live in ``store`` (:class:`fake_openai.batches.BatchStore`);
+    ``uploads`` and ``batches_created`` count those requests, ``batch_lines`` holds every batch line answered.
 
     Behaviours copying other servers (``done``, ``usage_on_finish``, ``usage_chunk_choices``, ``detail``,
     ``response_format``, ``webp_rejected``, ``error_shape``, ``unknown_model``, ``body_limit``): see
@@ -83,6 +97,11 @@ class OpenAIServer:
         finish_reason: str = "stop",
         refusal: str | None = None,
         no_choices: bool = False,
+        batch_outcome: str | None = None,
+        expire_after: int = 0,
+        batch_steps: int = 1,
+        batch_line_error: Callable[[str, dict], str | None] | None = None,
+        batch_max_requests: int = 50_000,
         schema_dir: str | os.PathLike | None = None,
         verbose: bool = False,
         behaviour: str | None = None,
@@ -106,6 +125,11 @@ class OpenAIServer:
             "finish_reason": finish_reason,
             "refusal": refusal,
             "no_choices": no_choices,
+            "batch_outcome": batch_outcome,
+            "expire_after": expire_after,
+            "batch_steps": batch_steps,
+            "batch_line_error": batch_line_error,
+            "batch_max_requests": batch_max_requests,
             **(preset(behaviour) if behaviour else BEHAVIOUR_DEFAULTS),
         }
         unknown = set(switches) - set(BEHAVIOUR_DEFAULTS)
@@ -122,6 +146,8 @@ class OpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.schema_errors: list[tuple[str, list[str]]] = []
         self._faults: collections.deque[Fault] = collections.deque()
+        self.batch_lines: list[dict] = []
+        self.store = BatchStore(self)
         self._apply_defaults()
         # Fail early if the schema directory is unusable, and build the (cached) validator now: the first
         # validation costs ~0.5 s, which would otherwise land on the first request of a test.
@@ -141,6 +167,8 @@ class OpenAIServer:
             self.requests.clear()
             self.schema_errors.clear()
             self._faults.clear()
+            self.batch_lines.clear()
+            self.store.clear()
             old, self._wake = self._wake, threading.Event()
             self._apply_defaults()
         old.set()
@@ -162,6 +190,28 @@ class OpenAIServer:
         with self._lock:
             self.requests.append(record)
             return f"req_vmtest_{next(self._counter)}"
+
+    def _record_batch_line(self, line: dict) -> str:
+        """Note one batch line answered (``batch_lines``); its request id."""
+        with self._lock:
+            self.batch_lines.append(line)
+            return f"req_vmbatch_{next(self._counter)}"
+
+    @property
+    def uploads(self) -> int:
+        """How many files were uploaded (``POST /v1/files``)."""
+        with self._lock:
+            return sum(
+                1 for r in self.requests if r.method == "POST" and r.path.rstrip("/").endswith("/files")
+            )
+
+    @property
+    def batches_created(self) -> int:
+        """How many batches were created (``POST /v1/batches``)."""
+        with self._lock:
+            return sum(
+                1 for r in self.requests if r.method == "POST" and r.path.rstrip("/").endswith("/batches")
+            )
 
     def _schema_error(self, path: str, errors: list[str]) -> None:
         with self._lock:

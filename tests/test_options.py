@@ -32,6 +32,7 @@ SAMPLES = {
         {"title": "Colour", "type": "object", "properties": {"name": {"type": "string"}}},
         "--schema colour_schema",
     ),
+    "via": ("batch", "--batch"),
 }
 MAGIC_VALUE = {"system": "Brief."}  # the line's value where it differs from the Python one
 
@@ -94,7 +95,13 @@ def test_every_python_front_end_passes_every_option(openai_env, seen, red, front
         with pytest.raises(VisionMagicError, match="dry run"):
             _calls(red)[front](name, value)
         return
-    _calls(red)[front](name, value)
+    if front in ("ask", "Chat.ask") and name == "via":  # one question is never a Batch API job
+        with pytest.raises(VisionMagicError, match=r"ask_many\(\.\.\., via='batch'\)"):
+            _calls(red)[front](name, value)
+    else:
+        result = _calls(red)[front](name, value)
+        if front == "ask_many" and name == "via":
+            assert isinstance(result, vision_magic.BatchJob) and result.batch_ids
     assert seen, f"{front} built no options"
     assert getattr(seen[-1], name) == value, f"{front} lost {name}={value!r}"
 
@@ -108,6 +115,11 @@ def test_every_magic_run_passes_every_flag(shell, openai_env, seen, red, run, na
     if run == "each" and name == "dry_run":
         result = shell.run_cell(f"%%ask_image red_image{extra} {SAMPLES[name][1]}\nWhich colour?")
         assert "--dry-run" in str(result.error_in_exec)
+        return
+    if run == "question" and name == "via":  # --batch without --each: one line saying to add it
+        result = shell.run_cell(f"%%ask_image red_image {SAMPLES[name][1]}\nWhich colour?")
+        assert "--each --batch" in str(result.error_in_exec)
+        assert getattr(seen[-1], name) == "batch"
         return
     result = shell.run_cell(f"%%ask_image red_image{extra} {SAMPLES[name][1]}\nWhich colour?")
     assert result.error_in_exec is None, result.error_in_exec

@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "AskOptions",
+    "BatchJob",
     "Chat",
     "PreparedImage",
     "SourceError",
@@ -30,6 +31,8 @@ __all__ = [
     "ask",
     "ask_many",
     "ask_panel",
+    "batch_file",
+    "batches",
     "cache",
     "chat",
     "content_parts",
@@ -38,6 +41,7 @@ __all__ = [
     "last_table",
     "load_ipython_extension",
     "models",
+    "read_batch_output",
     "replay_from",
     "settings",
     "unload_ipython_extension",
@@ -58,6 +62,10 @@ _LAZY = {
     "settings": "engine.session",
     "ask": "frontends.api",
     "ask_many": "engine.batch",
+    "batches": "engine.batch_api",
+    "batch_file": "engine.batch_api",
+    "read_batch_output": "engine.batch_api",
+    "BatchJob": "engine.batch_api",
     "chat": "frontends.api",
     "Chat": "engine.chat",
     "ask_panel": "frontends.panel",
@@ -75,6 +83,7 @@ if TYPE_CHECKING:
     from .engine import replay_store as cache
     from .engine.answer import Answer
     from .engine.batch import ask_many
+    from .engine.batch_api import BatchJob, batch_file, batches, read_batch_output
     from .engine.chat import Chat
     from .engine.config import VisionMagic
     from .engine.estimate import estimate

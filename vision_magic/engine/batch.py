@@ -12,77 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
 import threading
 import time
-from collections.abc import Coroutine, Iterable
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
-from ..errors import APIError, BatchInterrupted, SourceError, VisionMagicError, one_line, redact
+from ..errors import APIError, BatchInterrupted, SourceError, VisionMagicError, one_line
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
-from .outputs import is_reference, reference_items
 from .record import VERSION
+from .rows import expand_sources, table_of, table_row
 
-
-def expand_sources(sources: Any) -> list[tuple[str, Any]]:
-    """(label, source) per image of a glob, directory, list, pandas Series (a DataFrame column) or one source.
-
-    A spec that resolves to nothing (no such file, a glob without matches) becomes one item whose source is
-    a :class:`SourceError`, so it gets its own error row.
-
-    Examples
-    --------
-    >>> expand_sources(["a.png", "https://example.org/b.png"])[1]
-    ('https://example.org/b.png', 'https://example.org/b.png')
-    """
-    from ..images.resolve import labelled_files
-
-    if type(sources).__name__ == "DataFrame":
-        raise VisionMagicError("ask_many takes one DataFrame column (e.g. df['path']), not a whole DataFrame")
-    if type(sources).__name__ == "Series":
-        name = sources.name if sources.name is not None else "row"
-        return [
-            (os.fspath(v) if isinstance(v, (str, os.PathLike)) else f"{name}[{idx}]", _single(v))
-            for idx, v in sources.items()
-        ]
-    if is_reference(sources):  # @N: each image of an earlier cell's outputs is its own row
-        from .session import current
-
-        return reference_items(sources, current().output_store())
-    if isinstance(sources, (str, os.PathLike)):
-        text = os.fspath(sources)
-        if text.startswith(("http://", "https://", "data:")):
-            label = text if not text.startswith("data:") else f"data URL ({len(text)} chars)"
-            return [(label, text)]
-        try:
-            return [(label, p) for p, label in labelled_files(text, text)]
-        except SourceError as e:
-            return [(text, e)]
-    if (
-        isinstance(sources, Iterable)
-        and not isinstance(sources, (bytes, bytearray))
-        and not _is_image(sources)
-    ):
-        out: list[tuple[str, Any]] = []
-        for i, item in enumerate(sources):
-            if isinstance(item, (str, os.PathLike)):
-                out.extend(expand_sources(item))
-            else:
-                out.append((f"image {i}", item))
-        return out
-    return [("image 0", sources)]
-
-
-def _single(v: Any) -> Any:
-    return Path(v) if isinstance(v, os.PathLike) else v
-
-
-def _is_image(obj: Any) -> bool:
-    from ..images.resolve import source_kind
-
-    return source_kind(obj) is not None
+__all__ = ["Batch", "ask_many", "ask_many_async", "expand_sources", "table_of", "table_row"]
 
 
 NOT_RUN = "not run: interrupted"
@@ -105,6 +46,7 @@ class Batch:
         concurrency: int = 8,
         retries: int = 6,
         progress: bool = True,
+        label: str | None = None,
         **options: Any,
     ) -> None:
         import pandas  # noqa: F401 - now (~1 s the first time), not when an interrupt needs the table
@@ -116,7 +58,10 @@ class Batch:
             )
         if concurrency < 1:
             raise VisionMagicError(f"concurrency must be at least 1, not {concurrency}")
+        if opts.batch:
+            raise VisionMagicError("via='batch' goes through vision_magic.ask_many, not Batch")
         self.prompt, self.opts = prompt, opts
+        self.label = label  # named only for a Batch API job; taken here so both share ask_many's signature
         self.concurrency, self.retries, self.progress = concurrency, retries, progress
         self.items = expand_sources(sources)
         self.answers: list[Answer | None] = [None] * len(self.items)
@@ -184,16 +129,13 @@ class Batch:
 
     def table(self) -> Any:
         """One row per item, in input order; an unfinished item has the error ``"not run: interrupted"``."""
-        import pandas as pd
-
         rows = [
-            _row(label, self.answers[i], self.errors[i]) if self.finished[i] else _row(label, None, NOT_RUN)
+            table_row(label, self.answers[i], self.errors[i])
+            if self.finished[i]
+            else table_row(label, None, NOT_RUN)
             for i, (label, _src) in enumerate(self.items)
         ]
-        columns = ["source", "answer"]
-        for row in rows:
-            columns += [k for k in row if k not in columns and k not in _TAIL]
-        return pd.DataFrame(rows, columns=[*columns, *_TAIL])
+        return table_of(rows)
 
     def keep(self) -> Any:
         """The table, kept as the session's ``last_table`` with its answers' records beside it (not in
@@ -332,6 +274,10 @@ async def ask_many_async(prompt: str, sources: Any, **kwargs: Any) -> Any:
     --------
     >>> df = await vision_magic.engine.batch.ask_many_async("Describe.", ["a.png", "b.png"])  # doctest: +SKIP
     """
+    if kwargs.get("via") == "batch":
+        from .batch_api import submit
+
+        return await asyncio.to_thread(submit, prompt, sources, **kwargs)
     return await Batch(prompt, sources, **kwargs).run()
 
 
@@ -349,15 +295,23 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     concurrency : at most this many requests in flight.
     retries : retries per item of 429/5xx/408 answers and dropped connections (honouring Retry-After).
     progress : show a progress bar (a widget in Jupyter, text elsewhere).
+    label : what the Batch API job is called in :func:`vision_magic.batches` (``via="batch"``; default: the
+        prompt and the number of images).
     **options : as for :func:`vision_magic.ask` (model, detail, system, max_tokens, ...; defaults from
-        ``%config VisionMagic``). ``schema``: structured outputs, its fields become columns; ``json_mode``: the
-        keys of each answer's object become columns; ``cache=False`` bypasses the replay store (cached items
+        ``%config VisionMagic``). ``via="batch"``: hand the work to OpenAI's Batch API (half price, answers
+        within 24 h) and return a :class:`~vision_magic.engine.batch_api.BatchJob` at once (see below).
+        ``schema``: structured outputs, its fields become columns; ``json_mode``: the keys of each answer's
+        object become columns; ``cache=False`` bypasses the replay store (cached items
         are not sent); ``refresh=True`` asks again and stores the new answers.
 
     Returns
     -------
     pandas.DataFrame with columns ``source, answer, [fields...], tokens, cost, error, replayed``; a failed
     item has its one-line ``error`` and no answer. ``vision_magic.last_table`` holds it too.
+
+    With ``via="batch"``: a :class:`~vision_magic.engine.batch_api.BatchJob`, returned as soon as the work is
+    submitted; ``.wait()`` for it, then ``.result()`` is the same DataFrame (costs at the Batch API price).
+    Running the same call again (after a kernel restart too) reattaches to the batches instead of submitting.
 
     Raises
     ------
@@ -369,35 +323,17 @@ def ask_many(prompt: str, sources: Any, **kwargs: Any) -> Any:
     --------
     >>> df = vision_magic.ask_many("Is there a legend?", "figures/*.png", concurrency=16)  # doctest: +SKIP
     >>> df[["source", "answer", "error"]].head()  # doctest: +SKIP
+    >>> job = vision_magic.ask_many("Is there a legend?", "figures/", via="batch")  # doctest: +SKIP
+    >>> job.wait().result()  # doctest: +SKIP
     """
+    if kwargs.get("via") == "batch":
+        from .batch_api import submit
+
+        return submit(prompt, sources, **kwargs)
     return Batch(prompt, sources, **kwargs).run_blocking()
 
 
 ask_many.__signature__ = ask_many_async.__signature__  # type: ignore[attr-defined]
-
-
-_TAIL = ("tokens", "cost", "error", "replayed")
-
-
-def _row(label: str, answer: Answer | None, error: str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"source": redact(label), "answer": None}
-    if answer is not None and answer.text and not error:
-        row["answer"] = answer.text
-    data = answer.data if answer is not None else None
-    if hasattr(data, "model_dump"):
-        data = data.model_dump()
-    if isinstance(data, dict):
-        for k, v in data.items():
-            row[k if k not in ("source", "answer", *_TAIL) else f"data_{k}"] = v
-    elif data is not None:
-        row["data"] = data
-    if answer is not None and answer.error and not error:
-        error = answer.error
-    row["tokens"] = (answer.usage or {}).get("total_tokens") if answer is not None and not error else None
-    row["cost"] = answer.cost if answer is not None and not error else None
-    row["error"] = error
-    row["replayed"] = bool(answer is not None and answer.replayed)
-    return row
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

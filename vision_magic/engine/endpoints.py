@@ -25,6 +25,10 @@ from .servers import ALL_FORMATS, JSON_MODES, SERVER_PROFILES, TOKEN_PARAMS, det
 
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_MAX_IMAGES = 500  # image inputs per request OpenAI accepts
+BATCH_MAX_REQUESTS = (
+    50_000  # requests per Batch API input file OpenAI accepts (the default of every Endpoint)
+)
+BATCH_MAX_BYTES = 200_000_000  # bytes per Batch API input file (200 MB)
 NO_KEY_PLACEHOLDER = "no-key-needed"  # local servers ignore the key, but the SDK insists on one
 WHERE_KEYS_GO = (
     "set {} in the environment that starts Jupyter, or load it from a .env file or a keyring "
@@ -74,10 +78,14 @@ class Endpoint:
     json_mode : how ``--json`` asks for JSON: ``json_object``, ``json_schema`` (a permissive schema) or
         ``none`` (in the prompt only).
     token_param : ``max_tokens`` or ``max_completion_tokens`` (OpenAI's newer models take only the latter).
+    batch_api : whether the server offers the Files and Batch APIs (``via="batch"``).
     api : ``chat`` (Chat Completions, the default) or ``responses`` (the Responses API), from
         ``%config VisionMagic.api`` unless the entry gives its own.
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
         above :data:`vision_magic.engine.question.MANY_IMAGES`).
+    batch_max_requests, batch_max_bytes : the most requests and bytes one Batch API input file may hold
+        (default :data:`BATCH_MAX_REQUESTS`, :data:`BATCH_MAX_BYTES`: OpenAI's 50,000 and 200 MB);
+        ``via="batch"`` splits the work into as many files as they need.
 
     Examples
     --------
@@ -99,8 +107,11 @@ class Endpoint:
     formats: list[str] | tuple[str, ...] | None = None
     webp: bool | None = None
     max_images: int | None = None
+    batch_max_requests: int | None = None
+    batch_max_bytes: int | None = None
     json_mode: str | None = None
     token_param: str | None = None
+    batch_api: bool | None = None
     api: str = "chat"
 
     def __post_init__(self) -> None:
@@ -132,6 +143,10 @@ class Endpoint:
             )
         if self.max_images is None and urlparse(self.base_url).hostname == "api.openai.com":
             self.max_images = OPENAI_MAX_IMAGES
+        if self.batch_max_requests is None:
+            self.batch_max_requests = BATCH_MAX_REQUESTS
+        if self.batch_max_bytes is None:
+            self.batch_max_bytes = BATCH_MAX_BYTES
         self.api = str(self.api or "chat").lower()
         if self.api not in ("chat", "responses"):
             raise ConfigError(f"{self.name or self.base_url}: api {self.api!r}: use chat or responses")

@@ -57,8 +57,9 @@ class ImageEstimate:
 class Estimate:
     """The estimated input of one question: per-image rows, text tokens, total tokens and cost.
 
-    ``cost`` is USD for the input tokens at the profile's price (None when the model has no price);
-    ``notes`` says what is approximate (unknown model, links of unknown size, text counted by characters).
+    ``cost`` is USD for the input tokens at the profile's price (None when the model has no price), times
+    ``price_factor`` (the profile's ``batch_price``, a half, for ``via="batch"``); ``notes`` says what is
+    approximate (unknown model, links of unknown size, text counted by characters).
     """
 
     model: str
@@ -67,6 +68,7 @@ class Estimate:
     images: list[ImageEstimate]
     text_tokens: int
     notes: list[str] = field(default_factory=list)
+    price_factor: float = 1.0
 
     @property
     def image_tokens(self) -> int:
@@ -84,10 +86,12 @@ class Estimate:
     def cost(self) -> float | None:
         if self.profile.price_in is None:
             return None
-        return self.input_tokens * self.profile.price_in / 1_000_000
+        return self.input_tokens * self.profile.price_in * self.price_factor / 1_000_000
 
     def _cost_text(self) -> str:
-        return "no price known" if self.cost is None else f"${self.cost:.4f}"
+        if self.cost is None:
+            return "no price known"
+        return f"${self.cost:.4f}" + (" (Batch API price)" if self.price_factor != 1.0 else "")
 
     def summary(self) -> str:
         """One line: images, tokens, bytes and cost."""
@@ -189,6 +193,8 @@ def estimate(
     ((768, 1536), 1105)
     >>> round(est.cost, 6)
     0.00278
+    >>> round(estimate(Image.new("RGB", (2048, 4096), "red"), model="gpt-4o", detail="high", via="batch").cost, 6)
+    0.00139
     >>> estimate(Image.new("RGB", (64, 64)), model="llava:13b").notes[0]
     "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
     """
@@ -227,4 +233,7 @@ def from_prepared(
         notes.append(f"{len(links)} link(s) fetched by the server: their size and tokens are unknown here")
     tokens = text_tokens(prompt + (options.system or "")) + MESSAGE_OVERHEAD
     notes.append("text tokens approximated at 4 characters a token")
-    return Estimate(model, detail, profile, images, tokens, notes)
+    factor = profile.batch_price if options.batch else 1.0
+    if options.batch and profile.price_in is not None:
+        notes.append(f"via the Batch API: {factor:g} of the table price, answers within 24 h")
+    return Estimate(model, detail, profile, images, tokens, notes, factor)

@@ -17,6 +17,8 @@ from typing import Any
 
 from ..errors import VisionMagicError
 
+VIAS = (None, "live", "batch")  # how ask_many sends: now, or through the Batch API (half price, within 24 h)
+
 
 @dataclass(frozen=True)
 class AskOptions:
@@ -33,7 +35,7 @@ class AskOptions:
     >>> AskOptions.from_kwargs(colour="red")
     Traceback (most recent call last):
     ...
-    TypeError: unexpected option 'colour': use cache, detail, dry_run, json_mode, max_tokens, model, refresh, resize, schema, seed, stream, system, temperature
+    TypeError: unexpected option 'colour': use cache, detail, dry_run, json_mode, max_tokens, model, refresh, resize, schema, seed, stream, system, temperature, via
     """
 
     model: str | None = None
@@ -49,6 +51,7 @@ class AskOptions:
     refresh: bool = False
     json_mode: bool = False
     schema: Any = None  # a pydantic model class or a JSON schema dict: structured outputs
+    via: str | None = None  # "batch": ask_many hands the work to the Batch API; None / "live": sent now
 
     @classmethod
     def names(cls) -> list[str]:
@@ -83,11 +86,18 @@ class AskOptions:
             out = dataclasses.replace(out, detail=out.detail.lower())
         if out.detail is not None and out.detail not in ("auto", "low", "high", "original"):
             raise VisionMagicError(f"detail {out.detail!r} is not a level: use auto, low, high or original")
+        if out.via not in VIAS:
+            raise VisionMagicError(f"via {out.via!r} is not a way of sending: use 'live' or 'batch'")
         return out
 
     def given(self) -> dict[str, Any]:
         """The fields set to something other than their default (what the caller asked for)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+    @property
+    def batch(self) -> bool:
+        """True when the work goes through the Batch API (``via="batch"``)."""
+        return self.via == "batch"
 
 
 def with_option_keywords(func: Callable[..., Any]) -> Callable[..., Any]:

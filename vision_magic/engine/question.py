@@ -146,10 +146,12 @@ def build_question(
     labels: list[str] | None = None,
     history: list[dict[str, Any]] | None = None,
     cfg: VisionMagic | None = None,
+    remember: bool = True,
 ) -> Question:
     """Resolve options and sources into a ready request; raises one line per problem, sending nothing.
 
-    ``history`` (earlier turns of a chat) goes between the system message and this question.
+    ``history`` (earlier turns of a chat) goes between the system message and this question. ``remember=False``
+    keeps the prepared images out of the in-memory memo (a Batch API input file holds one image at a time).
     """
     cfg = cfg or current().settings
     options = (options or AskOptions()).resolved(cfg)
@@ -158,11 +160,15 @@ def build_question(
     handler = link_handler(endpoint, image)
     sources = resolve_references(sources)
     if sources:
-        images = remember_prepared(
-            sources,
-            image,
-            labels,
-            lambda: prepare_sources(sources, image, labels=labels, link_handler=handler),
+        images = (
+            remember_prepared(
+                sources,
+                image,
+                labels,
+                lambda: prepare_sources(sources, image, labels=labels, link_handler=handler),
+            )
+            if remember
+            else prepare_sources(sources, image, labels=labels, link_handler=handler)
         )
     elif history:
         images = []  # a follow-up's images are in the history

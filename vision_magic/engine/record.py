@@ -72,7 +72,8 @@ def identity_of_url(url: str) -> str:
     >>> identity_of_url("https://example.org/a.png") == hashlib.sha256(b"https://example.org/a.png").hexdigest()
     True
     """
-    known = _identities.get(url)
+    memo = url if len(url) <= 1024 else hashlib.sha256(url.encode("utf-8")).digest()
+    known = _identities.get(memo)
     if known is not None:
         return known
     data = _payload(url)
@@ -80,13 +81,14 @@ def identity_of_url(url: str) -> str:
     with _identities_lock:
         if len(_identities) >= _IDENTITIES:
             _identities.pop(next(iter(_identities)))
-        _identities[url] = identity
+        _identities[memo] = identity
     return identity
 
 
-# identities of recently keyed image URLs: a re-run keys the same (memoised) data URL again without decoding
+# identities of recently keyed image URLs: a re-run keys the same (memoised) data URL again without decoding;
+# a long data URL is remembered by its SHA-256, not kept (a Batch API file holds one image at a time)
 _IDENTITIES = 256
-_identities: dict[str, str] = {}
+_identities: dict[str | bytes, str] = {}
 _identities_lock = threading.Lock()
 
 
@@ -178,20 +180,14 @@ def image_record(img: PreparedImage, keyed: bool = True) -> dict[str, Any]:
     }
 
 
-def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict[str, Any]:
-    """The record of ``answer`` to ``q``: plain JSON data, saved with the answer in the notebook.
-
-    Examples
-    --------
-    >>> from vision_magic.engine.question import build_question  # doctest: +SKIP
-    >>> record_of(q, answer, 1.2)["usage"]  # doctest: +SKIP
-    {'input_tokens': 95, 'output_tokens': 7}
-    """
-    usage = answer.usage or {}
+def question_record(q: Question, keyed: bool = True) -> dict[str, Any]:
+    """What a record keeps of the question ``q`` alone (no answer yet): model asked, endpoint, options, prompt,
+    images and, when ``keyed``, the replay key. A batch keeps it per image while the server answers
+    (:mod:`vision_magic.engine.batch_api`), so an answer arriving later needs no images in memory."""
     options = q.options
-    record: dict[str, Any] = {
+    return {
         "version": VERSION,
-        "model": answer.model or q.model,
+        "model": q.model,
         "model_asked": q.model,
         "endpoint": public_endpoint(q.base_url),
         "detail": options.detail,
@@ -203,7 +199,17 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
             "json": bool(q.structured),
         },
         "prompt": redact(q.prompt),
-        "images": [image_record(img, keyed=not answer.dry_run) for img in q.images],
+        "images": [image_record(img, keyed=keyed) for img in q.images],
+        "request_key": request_key(q) if keyed else None,  # a dry run is never replayed
+    }
+
+
+def answered_record(question: dict[str, Any], answer: Answer, elapsed: float | None = None) -> dict[str, Any]:
+    """The record of ``answer`` to the question whose :func:`question_record` is ``question``."""
+    usage = answer.usage or {}
+    record: dict[str, Any] = {
+        **question,
+        "model": answer.model or question.get("model_asked"),
         "usage": (
             {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens")}
             if answer.usage
@@ -213,7 +219,6 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
         "elapsed_s": None if elapsed is None else round(elapsed, 3),
         "finish_reason": answer.finish_reason,
         "replayed": bool(answer.replayed),
-        "request_key": None if answer.dry_run else request_key(q),  # a dry run is never replayed
         "answer": answer.text,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -223,3 +228,15 @@ def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict
         record["incomplete"] = bool(answer.incomplete)
         record["error"] = redact(answer.error or "")
     return record
+
+
+def record_of(q: Question, answer: Answer, elapsed: float | None = None) -> dict[str, Any]:
+    """The record of ``answer`` to ``q``: plain JSON data, saved with the answer in the notebook.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.question import build_question  # doctest: +SKIP
+    >>> record_of(q, answer, 1.2)["usage"]  # doctest: +SKIP
+    {'input_tokens': 95, 'output_tokens': 7}
+    """
+    return answered_record(question_record(q, keyed=not answer.dry_run), answer, elapsed)

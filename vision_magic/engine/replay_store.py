@@ -62,6 +62,51 @@ CREATE TABLE IF NOT EXISTS answers (
 )
 """
 
+# The Batch API jobs (vision_magic.engine.batch_api): a re-run of the same cell finds its batches here and
+# reattaches to them instead of submitting again. One row per batch; a job's parts share ``job`` and ``attempt``.
+_BATCH_COLUMNS = (
+    "batch_id",
+    "job",
+    "attempt",
+    "part",
+    "endpoint",
+    "created",
+    "status",
+    "total",
+    "completed",
+    "failed",
+    "label",
+    "input_file_id",
+)
+BATCH_COLUMNS = _BATCH_COLUMNS
+_BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    endpoint TEXT,
+    created REAL NOT NULL,
+    status TEXT,
+    total INTEGER,
+    completed INTEGER,
+    failed INTEGER,
+    label TEXT,
+    input_file_id TEXT
+)
+"""
+
+# The images of each job, by a fingerprint of the call (prompt, options, endpoint, each file's path, size and
+# mtime): a re-run whose files have not changed reattaches without preparing a single image again.
+_JOB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    fingerprint TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    created REAL NOT NULL,
+    items BLOB
+)
+"""
+
 _lock = threading.Lock()
 _connections: dict[str, sqlite3.Connection] = {}
 # (device, inode) of each open file and of its write-ahead log, when its connection opened
@@ -121,6 +166,8 @@ def _open(file: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_SCHEMA)
+        conn.execute(_BATCH_SCHEMA)
+        conn.execute(_JOB_SCHEMA)
         _add_record_column(conn)
     except BaseException:
         conn.close()
@@ -363,6 +410,58 @@ def add(rows: list[dict[str, Any]], cfg: Any = None) -> int:
                 values[name] = json.dumps(values[name], ensure_ascii=False)
         tuples.append(tuple(values.get(c) for c in _COLUMNS))
     return _checked(cfg, lambda conn: _store(conn, tuples))
+
+
+def add_batch(row: dict[str, Any], cfg: Any = None) -> bool:
+    """Remember one submitted batch (a dict of :data:`BATCH_COLUMNS`); True if stored. Never raises (a cache
+    that cannot be written is told once, as for :func:`put`: the batch runs, but a re-run cannot find it).
+
+    Examples
+    --------
+    >>> add_batch({"batch_id": "batch_1", "job": "j", "attempt": 1, "part": 0, "created": 0.0})  # doctest: +SKIP
+    True
+    """
+    values = tuple(row.get(c) for c in _BATCH_COLUMNS)
+    sql = f"INSERT OR REPLACE INTO batches ({', '.join(_BATCH_COLUMNS)}) VALUES ({', '.join('?' * len(values))})"
+    return bool(_attempt("write", cfg, lambda conn: conn.execute(sql, values).rowcount))
+
+
+def update_batch(batch_id: str, status: str, counts: dict[str, int], cfg: Any = None) -> None:
+    """Note a batch's last known status and request counts (``total``, ``completed``, ``failed``)."""
+    sql = "UPDATE batches SET status = ?, total = ?, completed = ?, failed = ? WHERE batch_id = ?"
+    values = (status, counts.get("total"), counts.get("completed"), counts.get("failed"), batch_id)
+    _attempt("write", cfg, lambda conn: conn.execute(sql, values))
+
+
+def add_job(fingerprint: str, job: str, items: bytes, cfg: Any = None) -> None:
+    """Remember the items of ``job`` (an opaque blob) under the call's ``fingerprint``. Never raises."""
+    sql = "INSERT OR REPLACE INTO batch_jobs (fingerprint, job, created, items) VALUES (?, ?, ?, ?)"
+    values = (fingerprint, job, time.time(), items)
+    _attempt("write", cfg, lambda conn: conn.execute(sql, values))
+
+
+def job_of(fingerprint: str, cfg: Any = None) -> tuple[str, bytes] | None:
+    """(job, items blob) remembered under ``fingerprint``, or None (also when the cache cannot be read)."""
+    sql = "SELECT job, items FROM batch_jobs WHERE fingerprint = ?"
+    row = _attempt("read", cfg, lambda conn: conn.execute(sql, (fingerprint,)).fetchone())
+    return (row[0], bytes(row[1])) if row else None
+
+
+def _batch_rows(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    sql = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches {where} ORDER BY created, attempt, part"
+    return [dict(zip(_BATCH_COLUMNS, row, strict=True)) for row in conn.execute(sql, args)]
+
+
+def batches_of(job: str, cfg: Any = None) -> list[dict[str, Any]]:
+    """The batches of the latest attempt at ``job``, by part ([] when none, or when the cache cannot be read)."""
+    rows = _attempt("read", cfg, lambda conn: _batch_rows(conn, "WHERE job = ?", (job,))) or []
+    latest = max((r["attempt"] for r in rows), default=None)
+    return [r for r in rows if r["attempt"] == latest]
+
+
+def all_batches(cfg: Any = None) -> list[dict[str, Any]]:
+    """Every batch remembered, oldest first. Raises :class:`ConfigError` (one line) when the file cannot be used."""
+    return _checked(cfg, lambda conn: _batch_rows(conn, "", ()))
 
 
 def _all_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import APIError, one_line
+from ..errors import APIError, VisionMagicError, one_line
 from .answer import Answer
 from .endpoints import make_client
 from .finish import finish, new_answer, replay, store_key
@@ -30,6 +30,11 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
     in the view; when nothing arrived the view is blanked. Then the error goes on up. ``answer`` (default: a new one) is filled in place, so a caller on another
     thread can hold it while it fills.
     """
+    if q.options.batch:
+        raise VisionMagicError(
+            "via='batch' hands many images to the Batch API: use vision_magic.ask_many(..., via='batch') "
+            "or %%ask_image --each --batch"
+        )
     started = time.monotonic()
     session = current()
     answer = answer if answer is not None else new_answer(q)

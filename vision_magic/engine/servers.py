@@ -12,6 +12,8 @@ facts:
   json_mode    how ``--json`` asks for JSON: ``"json_object"``, ``"json_schema"`` (a permissive schema), or
                ``"none"`` (asked for in the prompt only; the answer is parsed either way)
   token_param  the name of the answer-length field: ``"max_tokens"`` or ``"max_completion_tokens"``
+  batch_api    it offers ``/v1/files`` and ``/v1/batches`` (``ask_many(..., via="batch")``); servers known to
+               have none refuse ``via="batch"`` in one line before any image is prepared
 
 Examples
 --------
@@ -38,6 +40,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": ALL_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_completion_tokens",
+        "batch_api": True,
     },
     "azure": {
         "fetch_urls": True,
@@ -45,6 +48,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": ALL_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_completion_tokens",
+        "batch_api": True,
     },
     "ollama": {  # /v1 rejects URLs and GIF, ignores detail; format "json" behind json_object
         "fetch_urls": False,
@@ -52,6 +56,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": ("png", "jpeg", "webp"),
         "json_mode": "json_object",
         "token_param": "max_tokens",
+        "batch_api": False,
     },
     "vllm": {  # fetches URLs only with internet access (5 s timeout): inline by default; drops detail
         "fetch_urls": False,
@@ -59,6 +64,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": ALL_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_tokens",
+        "batch_api": False,
     },
     "lmstudio": {  # base64 only; some builds reject WEBP; json_object refused ("must be 'json_schema' or 'text'")
         "fetch_urls": False,
@@ -66,6 +72,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": SAFE_FORMATS,
         "json_mode": "json_schema",
         "token_param": "max_tokens",
+        "batch_api": False,
     },
     "llamacpp": {  # stb_image decodes no WEBP ("Failed to load image or audio file")
         "fetch_urls": False,
@@ -73,6 +80,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": SAFE_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_tokens",
+        "batch_api": False,
     },
     "litellm": {  # a proxy: the backend decides; PNG/JPEG and inlined images are safe for every backend
         "fetch_urls": False,
@@ -80,6 +88,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": SAFE_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_tokens",
+        "batch_api": True,
     },
     "transformers": {  # transformers serve: ignores response_format, strict about unknown fields
         "fetch_urls": False,
@@ -87,6 +96,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": SAFE_FORMATS,
         "json_mode": "none",
         "token_param": "max_tokens",
+        "batch_api": False,
     },
     "generic": {  # any other server: what every OpenAI-compatible server takes
         "fetch_urls": False,
@@ -94,6 +104,7 @@ SERVER_PROFILES: dict[str, dict[str, Any]] = {
         "formats": SAFE_FORMATS,
         "json_mode": "json_object",
         "token_param": "max_tokens",
+        "batch_api": True,
     },
 }
 

@@ -102,6 +102,12 @@ class AskImageMagics(Magics):
             %%ask_image --each figures/*.png --concurrency 16 --out table
             Is there a legend?
 
+            %%ask_image --each photos/ --batch --out job
+            Describe this photo in one line.
+
+        (``--batch``: OpenAI's Batch API, half price, answers within 24 h; ``job.wait()``, ``job.result()``;
+        re-running the cell reattaches to the batch instead of submitting it again)
+
             %%ask_image receipt.jpg --json
             Give merchant, date and total.
 
@@ -251,6 +257,8 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
         raise VisionMagicError("--each cannot be combined with --continue, --chat, --new or --dry-run")
     if not sources:
         raise VisionMagicError("--each needs sources, e.g. %%ask_image --each images/*.png")
+    if options.batch:
+        return run_batch(args, cell, sources, options)
     try:
         table = ask_many(
             cell.strip() or "Describe this image.",
@@ -270,6 +278,25 @@ def run_each(args: Any, cell: str, sources: list[Any], options: AskOptions) -> A
     records = session.last_table_records if session.last_table is table else None
     display(table, metadata={KEY: records or {}})  # the records of its answers, saved with it
     return table
+
+
+def run_batch(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
+    """``--each --batch``: hand the images to the Batch API (or reattach to the batches this cell submitted
+    before); show the job (its progress), after its table once it has finished."""
+    from IPython.display import display
+
+    from ..engine.batch import ask_many
+    from ..engine.record import KEY
+    from ..engine.session import current
+
+    question = cell.strip() or "Describe this image."
+    label = f"{' '.join(args.sources)}: {' '.join(question.split())}"[:200]
+    job = ask_many(question, sources[0] if len(sources) == 1 else sources, label=label, **options.given())
+    if job.done:  # finished (a re-run reattached): the table, then the job with its usage and cost
+        table = job.result()
+        display(table, metadata={KEY: current().last_table_records or {}})
+    display(job)
+    return job
 
 
 def _keep_in(name: str, value: Any) -> None:

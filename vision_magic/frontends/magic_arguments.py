@@ -31,6 +31,7 @@ OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
     "refresh": lambda a: a.refresh,
     "json_mode": lambda a: a.json,
     "schema": lambda a: getattr(a, "schema", None),  # the object the name stands for (resolve_schema)
+    "via": lambda a: "batch" if a.batch else None,
 }
 NOT_ON_THE_LINE: dict[str, str] = {}
 
@@ -78,6 +79,12 @@ _ARGUMENTS = [
     argument("--new", action="store_true", help="Start the thread (default or --chat NAME) over."),
     argument("--each", action="store_true", help="Ask about each image on its own; shows a DataFrame."),
     argument("--concurrency", type=int, default=8, help="Requests in flight with --each (default 8)."),
+    argument(
+        "--batch",
+        action="store_true",
+        help="With --each: hand the images to OpenAI's Batch API (half price, answers within 24 h); shows the "
+        "job at once, and re-running the cell reattaches to it. With --cost: the Batch API price.",
+    ),
     argument(
         "--replay-from",
         metavar="PATH",
@@ -159,7 +166,8 @@ def options_from_args(args: Any) -> AskOptions:
     --------
     >>> from types import SimpleNamespace as NS
     >>> line = dict(model="gpt-4o-mini", detail=None, system=None, max_tokens=None, temperature=None, seed=None,
-    ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False)
+    ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False,
+    ...             batch=False)
     >>> options_from_args(NS(**line)).given()
     {'model': 'gpt-4o-mini', 'stream': False}
     """

@@ -44,6 +44,7 @@ class ModelProfile:
     original_side: int = 6000
     price_in: float | None = None  # USD per million input tokens
     price_out: float | None = None  # USD per million output tokens
+    batch_price: float = 0.5  # a Batch API request costs this fraction of price_in / price_out
     known: bool = True
 
     @property
