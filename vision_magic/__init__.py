@@ -37,6 +37,7 @@ __all__ = [
     "last_answer",
     "last_table",
     "load_ipython_extension",
+    "region",
     "replay_from",
     "settings",
     "unload_ipython_extension",
@@ -64,6 +65,8 @@ _LAZY = {
     "content_parts": "engine.parts",
     "estimate": "engine.estimate",
     "replay_from": "engine.recordings",
+    "region": "images.resolve",
+    "Region": "images.resolve",
     "Estimate": "engine.estimate",
     "ModelProfile": "images.profiles",
     "PROFILES": "images.profiles",
@@ -83,6 +86,7 @@ if TYPE_CHECKING:
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat
     from .images.encode import PreparedImage
+    from .images.resolve import region
 
 
 def __getattr__(name: str) -> Any:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError, SourceErrors, VisionMagicError, warn
-from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
+from ..images.encode import ImageOptions, PreparedImage
 from ..images.memo import remember_prepared
 from ..images.profiles import ModelProfile, profile_for
+from ..images.regions import max_tiles_of, parse_crop
 from ..images.resolve import prepare_sources
+from ..images.zoom import zoom_summary
 from . import structured
 from .config import VisionMagic
 from .endpoints import Endpoint, endpoint_for, link_handler, resolve_base_url
@@ -67,7 +69,14 @@ def image_options(
 ) -> tuple[ModelProfile, ImageOptions]:
     """The model profile and image options for resolved ``options``.
 
-    Raises a one-line error for ``detail="original"`` on a model family that has no such level.
+    Raises a one-line error for ``detail="original"`` on a model family that has no such level, for a crop
+    that is not four numbers and for a zoom that is not True or a number of tiles.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.config import VisionMagic
+    >>> image_options(AskOptions(crop="0,0,0.5,0.5", zoom=True), VisionMagic(model="gpt-4o"))[1].zoom
+    12
     """
     model = options.model or cfg.model
     detail = options.detail or cfg.detail
@@ -83,6 +92,8 @@ def image_options(
         resize=cfg.resize if options.resize is None else options.resize,
         jpeg_quality=cfg.jpeg_quality,
         webp=webp,
+        crop=None if options.crop is None else parse_crop(options.crop),
+        zoom=max_tiles_of(options.zoom),
     )
     return profile, image
 
@@ -111,14 +122,13 @@ def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] 
 def default_images(options: ImageOptions) -> list[PreparedImage]:
     """With no sources: the most recent image the notebook showed, or the open matplotlib figure."""
     from ..images.figures import current_figure
-    from ..images.resolve import prepare_figure
 
     shown = current().last_shown
     if shown is not None:
-        return [prepare_bytes(shown[1], shown[0], options)]
+        return prepare_sources([shown[1]], options, labels=[shown[0]])
     fig = current_figure()
     if fig is not None:
-        return [prepare_figure(fig, "the current matplotlib figure", options)]
+        return prepare_sources([fig], options, labels=["the current matplotlib figure"])
     raise SourceErrors(
         [
             SourceError(
@@ -163,12 +173,15 @@ def build_question(
     prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
     response_format = structured.response_format(options.schema, options.json_mode)
     text = structured.json_prompt(prompt) if options.json_mode and options.schema is None else prompt
-    messages = build_messages(text, [img.part() for img in images], options.system or "")
+    messages = build_messages(text, [part for img in images for part in img.parts()], options.system or "")
     messages[-1:-1] = list(history or [])
     body = build_request(messages, options, endpoint, response_format)
     model = options.model or ""
     notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
     notes += _too_many_images(images, endpoint, options)
+    zoomed = zoom_summary(images)
+    if zoomed:
+        notes.append(zoomed)
     return Question(prompt, images, options, profile, body, endpoint, cfg, notes)
 
 

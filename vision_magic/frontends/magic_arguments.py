@@ -7,6 +7,7 @@ every :class:`AskOptions` field is in one of the two).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..engine.options import AskOptions
 from ..errors import VisionMagicError
+
+ZOOM_ON = "on"  # ``--zoom`` given without a number
 
 # option field -> its value from the parsed line (None: not given, so %config decides)
 OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
@@ -30,6 +33,8 @@ OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
     "cache": lambda a: False if a.no_cache else None,
     "refresh": lambda a: a.refresh,
     "json_mode": lambda a: a.json,
+    "crop": lambda a: a.crop,
+    "zoom": lambda a: zoom_value(a.zoom),
 }
 NOT_ON_THE_LINE = {
     "schema": "a pydantic model or JSON schema is a Python object: use vision_magic.ask(schema=...)"
@@ -59,6 +64,20 @@ _ARGUMENTS = [
     argument("--no-cache", action="store_true", help="Neither replay from nor store in the replay cache."),
     argument("--json", action="store_true", help="JSON mode: the parsed answer is in Answer.data."),
     argument(
+        "--crop",
+        metavar="X0,Y0,X1,Y1",
+        help="Send only this part of every image (pixels, or fractions when all are <= 1), cut before "
+        "resizing. One source only: name[X0,Y0,X1,Y1].",
+    ),
+    argument(
+        "--zoom",
+        nargs="?",
+        const=ZOOM_ON,
+        metavar="N",
+        help="Fine print: when the model would shrink an image more than 1.5x, also send tiles it sees at full "
+        "resolution, each labelled with its place (at most N tiles, default 12).",
+    ),
+    argument(
         "--continue",
         dest="follow_up",
         action="store_true",
@@ -81,10 +100,30 @@ _ARGUMENTS = [
 FLAGS_WITH_VALUES = frozenset(
     name
     for deco in _ARGUMENTS
-    if deco.kwds.get("action") not in ("store_true", "store_false")
+    if deco.kwds.get("action") not in ("store_true", "store_false") and deco.kwds.get("nargs") != "?"
     for name in deco.args
     if name.startswith("-")
 )
+# flags whose value is optional and a whole number (``--zoom`` or ``--zoom 6``)
+FLAGS_WITH_OPTIONAL_NUMBER = frozenset({"--zoom"})
+
+
+def zoom_value(value: str | None) -> bool | int | None:
+    """``--zoom`` alone is True (at most 12 tiles), ``--zoom N`` is N; a value that is not a number is a
+    one-line error.
+
+    Examples
+    --------
+    >>> zoom_value(None), zoom_value(ZOOM_ON), zoom_value("6")
+    (None, True, 6)
+    """
+    if value is None:
+        return None
+    if value == ZOOM_ON:
+        return True
+    if not value.isdigit():
+        raise VisionMagicError(f"--zoom {value}: give the most tiles to send as a number, e.g. --zoom 6")
+    return int(value)
 
 
 def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,6 +136,8 @@ def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
 def read_line(magic: Callable[..., Any], line: str) -> Any:
     """The parsed line: quotes taken off tokens, ``--out`` checked; an unreadable line is a one-line
     ``UsageError``."""
+    # `--zoom photo.png`: the value is optional, so a word after it that is not a number is a source
+    line = re.sub(r"(?<!\S)--zoom(?=\s*$|\s+(?!\d+(?:\s|$))\S)", f"--zoom={ZOOM_ON}", line)
     try:
         args = parse_argstring(magic, line)
     except ValueError as e:  # shlex: "No closing quotation"
@@ -120,7 +161,8 @@ def options_from_args(args: Any) -> AskOptions:
     --------
     >>> from types import SimpleNamespace as NS
     >>> line = dict(model="gpt-4o-mini", detail=None, system=None, max_tokens=None, temperature=None, seed=None,
-    ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False)
+    ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False,
+    ...             crop=None, zoom=None)
     >>> options_from_args(NS(**line)).given()
     {'model': 'gpt-4o-mini', 'stream': False}
     """

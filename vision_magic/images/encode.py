@@ -55,7 +55,9 @@ class ImageOptions:
     webp: bool = True  # graphics as lossless WEBP when smaller than PNG (off for servers that reject WEBP)
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_request_bytes: int = MAX_REQUEST_BYTES
-    crop: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1: pixels, or fractions when all <= 1
+    crop: tuple[float, float, float, float] | None = (
+        None  # x0, y0, x1, y1: pixels, or fractions when all <= 1
+    )
     zoom: int = 0  # the most tiles a zoom sends (0: no zoom); see vision_magic.images.zoom
 
 
@@ -78,7 +80,9 @@ class PreparedImage:
     tokens: int | None = None
     notes: list[str] = field(default_factory=list)
     data: bytes | None = None
-    caption: str | None = None  # text sent just before the image (a zoom's overview and tiles say what they are)
+    caption: str | None = (
+        None  # text sent just before the image (a zoom's overview and tiles say what they are)
+    )
     tile: tuple[int, int] | None = None  # (k, n): tile k of a zoom's n tiles; (0, n) for its overview
 
     @functools.cached_property
@@ -421,7 +425,9 @@ def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None)
                 math.ceil(target[1] * upright[1] / region[1]),
             )
             img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(need, orientation))
-        return _pipeline(img, source, options, orientation, target, upright, photo=mime == "image/jpeg", box=box)
+        return _pipeline(
+            img, source, options, orientation, target, upright, photo=mime == "image/jpeg", box=box
+        )
     except SourceError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -480,7 +486,12 @@ def full_pixels(obj: Any, source: str, options: ImageOptions) -> tuple[Any, list
     box = crop_box(options.crop, upright, source) if options.crop else None
     notes: list[str] = []
     try:
-        return upright_pixels(img, source, orientation, notes, box=box, full_size=upright), notes, upright, jpeg
+        return (
+            upright_pixels(img, source, orientation, notes, box=box, full_size=upright),
+            notes,
+            upright,
+            jpeg,
+        )
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise SourceError(source, f"corrupt image ({e})") from None
 

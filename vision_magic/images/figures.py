@@ -211,9 +211,7 @@ def _root_of_axes_is(container: Any, ax: Any) -> bool:
     return False
 
 
-def axes_pixels(
-    ax: Any, label: str = "axes", dpi: float | None = None, fit: Any = None
-) -> Any:
+def axes_pixels(ax: Any, label: str = "axes", dpi: float | None = None, fit: Any = None) -> Any:
     """Only ``ax``: its tight bounding box (title, tick labels, axis labels, legend, twin axes and colorbar)
     drawn at the figure's dpi (or ``dpi``) without the figure's other axes or figure-level artists, as an
     RGBA ``PIL.Image``. ``fit(w, h)`` may give a smaller size to draw at (the dpi is lowered to match).
@@ -271,7 +269,9 @@ def axes_pixels(
             fig.set_layout_engine("none")  # keep the layout the other axes gave it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fig.savefig(capture, format="rgba", dpi=dpi, bbox_inches=fig.bbox_inches.from_extents(x0, y0, x1, y1))
+            fig.savefig(
+                capture, format="rgba", dpi=dpi, bbox_inches=fig.bbox_inches.from_extents(x0, y0, x1, y1)
+            )
     except Exception as e:
         raise SourceError(label, f"matplotlib could not draw the Axes ({type(e).__name__}: {e})") from None
     finally:

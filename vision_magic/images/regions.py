@@ -114,7 +114,7 @@ def crop_box(box: Box, size: tuple[int, int], label: str) -> tuple[int, int, int
     if all(0 <= v <= 1 for v in box):
         x0, x1, y0, y1 = x0 * w, x1 * w, y0 * h, y1 * h
     else:
-        for name, v, limit, side in (("x0", x0, w, "width"), ("y0", y0, h, "height")):
+        for name, v in (("x0", x0), ("y0", y0)):
             if v < 0:
                 raise SourceError(label, f"crop {text} is outside the {w}x{h} image ({name} {v:g} < 0)")
         for name, v, limit, side in (("x1", x1, w, "width"), ("y1", y1, h, "height")):
@@ -153,7 +153,9 @@ class TilePlan:
         '6 x 1 tiles of 500x2000 px, each seen at full resolution'
         """
         x0, y0, x1, y1 = self.boxes[0]
-        seen = "each seen at full resolution" if self.shrink <= 1.0 else f"each still shrunk {self.shrink:.2f}x"
+        seen = (
+            "each seen at full resolution" if self.shrink <= 1.0 else f"each still shrunk {self.shrink:.2f}x"
+        )
         return f"{self.columns} x {self.rows} tiles of {x1 - x0}x{y1 - y0} px, {seen}"
 
 
@@ -240,4 +242,3 @@ def max_tiles_of(zoom: object) -> int:
     if isinstance(zoom, float) or not 2 <= n <= 64:
         raise VisionMagicError(f"zoom={zoom}: give True or the most tiles to send (2 to 64), e.g. --zoom 6")
     return n
-

@@ -78,6 +78,27 @@ class Region:
         return f"<Region {format_crop(self.box)} of {type(self.source).__name__}>"
 
 
+def region(source: Any, box: Any) -> Region:
+    """Part of an image source for :func:`vision_magic.ask` and every other front end: ``box`` is
+    ``(x0, y0, x1, y1)`` or ``"x0,y0,x1,y1"`` in the upright image, in pixels (``x1``/``y1`` exclusive), or
+    fractions of the width and height when all four are at most 1. Applied before resizing; the same as
+    ``name[x0,y0,x1,y1]`` on the magic line. (``crop=`` crops every image of a request alike.)
+
+    Examples
+    --------
+    >>> import vision_magic
+    >>> from PIL import Image
+    >>> part = vision_magic.region(Image.new("RGB", (4000, 3000)), "0,0,0.25,0.5")
+    >>> [(p.width, p.height, p.notes[0]) for p in prepare_sources([part])]  # the 1000x1500 part, at the model's size
+    [(768, 1152, 'cropped to 0,0,1000,1500 of 4000x3000')]
+    >>> prepare_sources([vision_magic.region(Image.new("RGB", (40, 30)), (0, 0, 50, 10))])
+    Traceback (most recent call last):
+    ...
+    vision_magic.errors.SourceErrors: image 0: crop 0,0,50,10 is outside the 40x30 image (x1 50 > width 40); crop within 0,0,40,30 or give fractions 0..1 (nothing was sent)
+    """
+    return Region(source, box)
+
+
 class Group:
     """Several sources that stand for one (e.g. the images of an earlier cell's outputs), each with its own
     label; a :class:`BadSource` among them is listed with every other problem of the request.
@@ -442,5 +463,7 @@ def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) ->
     >>> plt.close(fig)
     """
     options = options or ImageOptions()
-    image = axes_image(fig, label, options) if source_kind(fig) == "axes" else figure_image(fig, label, options)
+    image = (
+        axes_image(fig, label, options) if source_kind(fig) == "axes" else figure_image(fig, label, options)
+    )
     return prepare_image(image, label, options)
