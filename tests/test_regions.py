@@ -241,6 +241,36 @@ def test_bad_crops_are_one_line_and_nothing_is_sent(shell, openai_env, tmp_path,
     assert openai_env.chat_requests == []
 
 
+@pytest.fixture
+def web(tmp_path):
+    """A tiny web server on 127.0.0.1 serving q.png (the quadrants)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    quadrants().save(tmp_path / "q.png")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_crop_of_a_url_downloads_it_and_sends_the_part_inline(shell, openai_env, web):
+    result = shell.run_cell(f"%%ask_image {web}/q.png[0.5,0.5,1,1] {web}/q.png\nWhat colour?")
+    assert result.error_in_exec is None, result.error_in_exec
+    (_, part), (_, whole) = sent(openai_env.last)
+    assert part.size == (1000, 500) and colours(part) == {QUADRANTS["br"]}
+    assert whole.size == (1536, 768) and set(QUADRANTS.values()) <= colours(whole)
+    labels = [img.source for img in vision_magic.last_answer.images]
+    assert labels == [f"{web}/q.png[0.5,0.5,1,1]", f"{web}/q.png"]
+
+
 def test_a_crop_that_is_not_four_numbers(shell, openai_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     quadrants().save(tmp_path / "q.png")

@@ -180,7 +180,7 @@ def _expand(
         for j, item in enumerate(src):
             yield from _expand(item, f"{label}[{j}]", base_dir, errors, crop)
         return
-    if isinstance(src, str) and crop is None and not _names_files(src, base_dir):
+    if isinstance(src, str) and crop is None and not _as_it_is(src, base_dir):
         split = split_crop(src)
         if split is not None:  # `plot.png[0,0,0.5,0.5]`: a crop of the source before the brackets
             yield from _expand(split[0], label, base_dir, errors, split[1])
@@ -198,10 +198,13 @@ def _expand(
     yield src, label, crop
 
 
-def _names_files(spec: str, base_dir: Any) -> bool:
-    """Whether ``spec`` as it is names a file, directory or glob matches (then it is never read as a crop)."""
-    if spec.startswith(("http://", "https://", "data:")) or not spec.endswith("]"):
-        return spec.startswith(("http://", "https://", "data:"))
+def _as_it_is(spec: str, base_dir: Any) -> bool:
+    """Whether ``spec`` is a source as it is: it cannot end in a crop, or it names a file, a directory or
+    glob matches (then a trailing ``[x0,y0,x1,y1]`` is part of its name, not a crop)."""
+    if not spec.endswith("]") or spec.startswith("data:"):
+        return True
+    if spec.startswith(("http://", "https://")):
+        return False
     try:
         find_files(spec, base_dir)
     except SourceError:
