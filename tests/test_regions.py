@@ -389,3 +389,43 @@ def test_zoom_flag_takes_an_optional_number_and_a_source_may_follow(shell, opena
     assert openai_env.last.body["messages"][-1]["content"][0]["text"] == "What does it say?"
     result = shell.run_cell("%%ask_image table.png --zoom 1\nRead it.")
     assert "zoom=1: give True or the most tiles to send (2 to 64)" in str(result.error_in_exec)
+
+
+def test_each_takes_a_crop_suffix_and_zoom(shell, openai_env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    quadrants().save(tmp_path / "q.png")
+    fine_print(3000, 2000).save(tmp_path / "table.png")
+    result = shell.run_cell("%%ask_image --each q.png[0,0,0.5,0.5] --out t\nWhat colour?")
+    assert result.error_in_exec is None, result.error_in_exec
+    assert list(shell.user_ns["t"]["error"].fillna("")) == [""]
+    [(_, img)] = sent(openai_env.last)
+    assert colours(img) == {QUADRANTS["tl"]}
+    result = shell.run_cell("%%ask_image --each table.png q.png --zoom 2 --out t\nRead it.")
+    assert result.error_in_exec is None, result.error_in_exec
+    counts = sorted(len(sent(r)) for r in openai_env.chat_requests[-2:])
+    assert counts == [1, 3], "q.png needs no zoom (one image); table.png: overview + 2 tiles"
+
+
+def test_a_figure_is_sent_as_the_inline_backend_shows_it_whatever_savefig_rc_says(openai_env):
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    from vision_magic.images.figures import figure_pixels
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    ax.set(title="a title", xlabel="x", ylabel="y")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    inline = Image.open(buf).size
+    assert all(abs(a - b) <= 2 for a, b in zip(figure_pixels(fig).size, inline, strict=True))
+    with mpl.rc_context({"savefig.bbox": "tight", "savefig.pad_inches": 0.3}):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        padded = Image.open(buf).size
+        assert all(abs(a - b) <= 2 for a, b in zip(figure_pixels(fig).size, padded, strict=True))
+    ax.legend(["a line"], bbox_to_anchor=(1.02, 1), loc="upper left")  # drawn outside the figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    assert figure_pixels(fig).size == Image.open(buf).size, "enlarged to take the legend in, as inline does"
+    plt.close(fig)

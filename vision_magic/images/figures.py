@@ -151,19 +151,29 @@ def figure_pixels(fig: Any, label: str = "figure", dpi: float | None = None) -> 
         return _decoded(figure_png(fig, label, dpi))
     img = _image(capture.shape, capture.pixels or b"")
     width, height = (float(v) for v in fig.get_size_inches())
+    if abs(img.width - width * dpi) > 1 or abs(img.height - height * dpi) > 1:
+        return _decoded(figure_png(fig, label, dpi))  # not the whole figure (rcParams["savefig.bbox"] set)
     x0, y0, x1, y1 = capture.bbox.extents
     if x0 < -1e-6 or y0 < -1e-6 or x1 > width + 1e-6 or y1 > height + 1e-6:
         return _decoded(figure_png(fig, label, dpi))  # drawn outside the figure: let matplotlib enlarge it
-    # the padding stops at the figure's edge (beyond it there is only more background)
-    x0, y0, x1, y1 = max(0.0, x0 - pad), max(0.0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
+    x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
     scale_x, scale_y = img.width / width, img.height / height
     box = (
-        max(0, int(x0 * scale_x)),
-        max(0, int(img.height - y1 * scale_y)),
-        min(img.width, round(x1 * scale_x)),
-        min(img.height, round(img.height - y0 * scale_y)),
+        int(x0 * scale_x),
+        int(img.height - y1 * scale_y),
+        round(x1 * scale_x),
+        round(img.height - y0 * scale_y),
     )
-    return img.crop(box) if box != (0, 0, img.width, img.height) else img
+    if box == (0, 0, img.width, img.height):
+        return img
+    if box[0] >= 0 and box[1] >= 0 and box[2] <= img.width and box[3] <= img.height:
+        return img.crop(box)
+    # the padding reaches past the figure's edge: more of the figure's background there, as inline shows it
+    from PIL import Image
+
+    out = Image.new("RGBA", (box[2] - box[0], box[3] - box[1]), img.getpixel((0, 0)))
+    out.paste(img, (-box[0], -box[1]))
+    return out
 
 
 def _decoded(png: bytes) -> Any:
