@@ -429,3 +429,29 @@ def test_a_figure_is_sent_as_the_inline_backend_shows_it_whatever_savefig_rc_say
     fig.savefig(buf, format="png", bbox_inches="tight")
     assert figure_pixels(fig).size == Image.open(buf).size, "enlarged to take the legend in, as inline does"
     plt.close(fig)
+
+
+def test_zoom_past_a_servers_image_limit_is_refused_before_sending(openai_env):
+    from vision_magic.engine.session import settings
+
+    cfg = settings()
+    cfg.endpoints = {"small": {"base_url": openai_env.base_url, "max_images": 4}}
+    try:
+        with pytest.raises(
+            VisionMagicError, match=r"7 images in one request, but small takes at most 4.*--zoom N"
+        ):
+            vision_magic.ask("Read.", fine_print(3000, 2000), zoom=True, display=False, cache=False)
+        assert openai_env.chat_requests == []
+        vision_magic.ask("Read.", fine_print(3000, 2000), zoom=3, display=False, cache=False)
+        assert len(sent(openai_env.last)) == 4
+    finally:
+        cfg.endpoints = {}
+
+
+def test_zoom_without_resizing_still_tiles_what_the_model_would_shrink(openai_env):
+    answer = vision_magic.ask(
+        "Read.", fine_print(3000, 2000), zoom=True, resize=False, display=False, cache=False
+    )
+    (_, overview), *tiles = sent(openai_env.last)
+    assert overview.size == (3000, 2000) and len(tiles) == 6
+    assert answer.estimated_tokens == billed_image_tokens(openai_env.last.body)

@@ -193,6 +193,7 @@ def _too_many_images(images: list[PreparedImage], endpoint: Endpoint, options: A
         raise VisionMagicError(
             f"{n} images in one request, but {endpoint.name or endpoint.base_url} takes at most "
             f"{endpoint.max_images}: ask about each image with --each (vision_magic.ask_many), or fewer at a time"
+            + (", or allow fewer zoom tiles (--zoom N, zoom=N)" if any(img.tile for img in images) else "")
         )
     if n <= MANY_IMAGES:
         return []

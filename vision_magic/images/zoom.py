@@ -30,7 +30,7 @@ def prepare_zoomed(obj: Any, source: str, options: ImageOptions) -> list[Prepare
     pixels, notes, full, jpeg = full_pixels(obj, source, options)
     size = pixels.size
     profile, detail = options.profile, options.detail
-    shrink = shrink_factor(*size, profile, detail) if options.resize else 1.0
+    shrink = shrink_factor(*size, profile, detail)  # with resize off the server shrinks it all the same
     photo = jpeg or looks_like_photo(pixels)
     if shrink <= ZOOM_THRESHOLD:
         seen = "at full size" if shrink <= 1.0 else f"shrunk only {shrink:.2f}x"
