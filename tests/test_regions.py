@@ -455,3 +455,20 @@ def test_zoom_without_resizing_still_tiles_what_the_model_would_shrink(openai_en
     (_, overview), *tiles = sent(openai_env.last)
     assert overview.size == (3000, 2000) and len(tiles) == 6
     assert answer.estimated_tokens == billed_image_tokens(openai_env.last.body)
+
+
+def test_a_crop_of_a_sideways_phone_jpeg_is_in_upright_pixels(openai_env, tmp_path):
+    upright = quadrants(4000, 2000)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers turn it 90 degrees clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", quality=90, exif=exif.tobytes())
+    answer = vision_magic.ask(
+        "What?", str(tmp_path / "phone.jpg"), crop="0.5,0,1,0.5", display=False, cache=False
+    )
+    [(_, img)] = sent(openai_env.last)
+    assert img.size == (1536, 768), (
+        "the 2000x1000 top-right quarter of the upright photo, at the model's size"
+    )
+    mean = np.asarray(img, dtype=float).reshape(-1, 3).mean(axis=0)
+    assert np.abs(mean - QUADRANTS["tr"]).max() < 8, mean
+    assert answer.images[0].original_size == (4000, 2000), "its upright size"

@@ -55,9 +55,8 @@ class ImageOptions:
     webp: bool = True  # graphics as lossless WEBP when smaller than PNG (off for servers that reject WEBP)
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_request_bytes: int = MAX_REQUEST_BYTES
-    crop: tuple[float, float, float, float] | None = (
-        None  # x0, y0, x1, y1: pixels, or fractions when all <= 1
-    )
+    # x0, y0, x1, y1 in the upright image: pixels, or fractions when all four are <= 1
+    crop: tuple[float, float, float, float] | None = None
     zoom: int = 0  # the most tiles a zoom sends (0: no zoom); see vision_magic.images.zoom
 
 
@@ -80,9 +79,8 @@ class PreparedImage:
     tokens: int | None = None
     notes: list[str] = field(default_factory=list)
     data: bytes | None = None
-    caption: str | None = (
-        None  # text sent just before the image (a zoom's overview and tiles say what they are)
-    )
+    # text sent just before the image (a zoom's overview and tiles say what they are)
+    caption: str | None = None
     tile: tuple[int, int] | None = None  # (k, n): tile k of a zoom's n tiles; (0, n) for its overview
 
     @functools.cached_property
