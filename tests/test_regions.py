@@ -472,3 +472,26 @@ def test_a_crop_of_a_sideways_phone_jpeg_is_in_upright_pixels(openai_env, tmp_pa
     mean = np.asarray(img, dtype=float).reshape(-1, 3).mean(axis=0)
     assert np.abs(mean - QUADRANTS["tr"]).max() < 8, mean
     assert answer.images[0].original_size == (4000, 2000), "its upright size"
+
+
+def test_an_axes_keeps_its_colorbar_and_twin_and_works_inside_a_subfigure(openai_env):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(10, 4), dpi=100)
+    left, right = fig.subfigures(1, 2)
+    ax_left = left.subplots()
+    ax_left.set_facecolor("#00a000")
+    ax_right = right.subplots()
+    image = ax_right.imshow(np.arange(100).reshape(10, 10), cmap="viridis")
+    right.colorbar(image, ax=ax_right)
+    twin = ax_right.twinx()
+    twin.set_ylabel("twin axis label")
+    fig.draw_without_rendering()
+    own = ax_right.get_tightbbox()
+    before = figure_state(fig)
+    vision_magic.ask("What?", ax_right, display=False, cache=False)
+    assert figure_state(fig) == before
+    [(_, img)] = sent(openai_env.last)
+    assert (0, 160, 0) not in colours(img), "not the other subfigure's Axes"
+    assert img.width > own.width + 40, "the twin's label and the colorbar are in"
+    plt.close(fig)

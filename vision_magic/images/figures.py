@@ -204,14 +204,14 @@ def _others(fig: Any, keep: list[Any]) -> list[Any]:
     for child in fig.get_children():
         if child is fig.patch or child in keep or not child.get_visible():
             continue
-        if any(_root_of_axes_is(child, a) for a in keep):
+        if any(_holds(child, a) for a in keep):
             out += _others(child, keep)  # a subfigure holding the axes: hide the rest of it
             continue
         out.append(child)
     return out
 
 
-def _root_of_axes_is(container: Any, ax: Any) -> bool:
+def _holds(container: Any, ax: Any) -> bool:
     fig = ax.get_figure()
     while fig is not None:
         if fig is container:
