@@ -315,21 +315,24 @@ def encode(img: Any, *, photo: bool, quality: int = 85, webp: bool = False) -> t
     if photo:
         img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False)
         return buf.getvalue(), "image/jpeg"
-    alt = _lossless_webp(img) if webp else None
+    alt = _lossless_webp(img) if webp and img.width * img.height >= _WEBP_FIRST_PIXELS else None
     if alt is not None and len(alt) > _WEBP_SKIP_PNG_BYTES:
         # Graphics this large: fast lossless WEBP is far smaller than PNG (2-3x on screenshots and plots), so
         # the PNG is not even made (it would cost more time than the WEBP itself).
         return alt, "image/webp"
     img.save(buf, format="PNG", compress_level=6)
     png = buf.getvalue()
-    if alt is not None and len(png) > _WEBP_MIN_BYTES and len(alt) < len(png) * 0.9:
-        return alt, "image/webp"
+    if webp and len(png) > _WEBP_MIN_BYTES:
+        alt = alt or _lossless_webp(img)
+        if alt is not None and len(alt) < len(png) * 0.9:
+            return alt, "image/webp"
     return png, "image/png"
 
 
 # PNG is the most widely accepted format: switch to WEBP only where it saves something worth having.
 _WEBP_MIN_BYTES = 8192
 _WEBP_SKIP_PNG_BYTES = 32768
+_WEBP_FIRST_PIXELS = 512 * 512  # smaller graphics: PNG first (often small enough to keep), WEBP only if not
 
 
 def _lossless_webp(img: Any) -> bytes | None:
@@ -337,10 +340,14 @@ def _lossless_webp(img: Any) -> bytes | None:
         return None
     buf = io.BytesIO()
     try:
+        # Registers WEBP alone: saving a format Pillow has not loaded yet would import all of its ~40 plugins
+        # first (~100 ms on the first image of a session; bench/cold_start.py).
+        from PIL import WebPImagePlugin  # noqa: F401
+
         # method 0: 5-7x faster than method 2 (30 ms against 190 ms for a 1365x768 screenshot) for files
         # about a third larger, still 2-3x smaller than PNG; preparing fast matters more (bench/prepare.py)
         img.save(buf, format="WEBP", lossless=True, method=0, exact=True)
-    except (OSError, ValueError, KeyError):  # a Pillow built without WEBP
+    except (ImportError, OSError, ValueError, KeyError):  # a Pillow built without WEBP
         return None
     return buf.getvalue()
 
