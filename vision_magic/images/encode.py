@@ -315,7 +315,7 @@ def encode(img: Any, *, photo: bool, quality: int = 85, webp: bool = False) -> t
     if photo:
         img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False)
         return buf.getvalue(), "image/jpeg"
-    alt = _lossless_webp(img) if webp and img.width * img.height >= _WEBP_FIRST_PIXELS else None
+    alt = _lossless_webp(img) if webp and _webp_first(img) else None
     if alt is not None and len(alt) > _WEBP_SKIP_PNG_BYTES:
         # Graphics this large: fast lossless WEBP is far smaller than PNG (2-3x on screenshots and plots), so
         # the PNG is not even made (it would cost more time than the WEBP itself).
@@ -332,7 +332,17 @@ def encode(img: Any, *, photo: bool, quality: int = 85, webp: bool = False) -> t
 # PNG is the most widely accepted format: switch to WEBP only where it saves something worth having.
 _WEBP_MIN_BYTES = 8192
 _WEBP_SKIP_PNG_BYTES = 32768
-_WEBP_FIRST_PIXELS = 512 * 512  # smaller graphics: PNG first (often small enough to keep), WEBP only if not
+
+
+def _webp_first(img: Any) -> bool:
+    """Whether a graphic is large and busy enough (text, lines, antialiasing) for its PNG to be big: then
+    lossless WEBP is made first. Small or flat ones get PNG first, which is often small enough to keep."""
+    from PIL import Image
+
+    if img.width * img.height < 512 * 512:
+        return False
+    sample = img.resize((min(64, img.width), min(64, img.height)), Image.Resampling.NEAREST)
+    return sample.getcolors(maxcolors=32) is None  # more than 32 colours in a 64x64 sample
 
 
 def _lossless_webp(img: Any) -> bytes | None:
