@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: quickstart test setup lint bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml vision_magic/labextension/build-source.sha256
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -3,7 +3,8 @@
 kinds and their keyword arguments (``OpenAIServer.add_fault``):
   status     HTTP ``status`` (default 500) with an OpenAI JSON error; message=, headers=, code=, type=
   html       HTTP ``status`` (default 502) with an HTML page (text/html); body=, headers=, content_type=
-             (e.g. ``status=200, body="OK", content_type="text/plain"``: a proxy that is not the API)
+             (e.g. ``status=200, body="OK", content_type="text/plain"``: a proxy that is not the API;
+             ``body=""``: an empty body)
   drop       stream ``after`` (default 2) content chunks, then close the socket (no finish, usage, [DONE]);
              non-streaming: half of the JSON body, then close
   malformed  stream ``after`` (default 2) content chunks, then ``data: {not json``, then close;
@@ -117,5 +118,5 @@ def html_error(fault: Fault, reasons: Mapping[int, tuple[str, str]]) -> tuple[in
     """``(status, HTML page, extra headers)`` of an ``html`` fault; ``reasons`` maps status to (phrase, ...)."""
     status = fault.status or 502
     reason = reasons.get(status, ("Error",))[0]
-    page = fault.params.get("body") or HTML_PAGE.format(status=status, reason=reason)
+    page = fault.params["body"] if "body" in fault.params else HTML_PAGE.format(status=status, reason=reason)
     return status, page.encode("utf-8"), fault.params.get("headers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .urls import CHAT_PATH
+from .urls import CHAT_PATH, RESPONSES_PATH
 
 
 @dataclass
@@ -29,7 +29,14 @@ class RecordedRequest:
 
     @property
     def is_chat(self) -> bool:
-        return CHAT_PATH.fullmatch(self.path) is not None and self.method == "POST"
+        """A question: a chat completion request, or a Responses API one (see ``is_responses``)."""
+        return self.method == "POST" and (
+            CHAT_PATH.fullmatch(self.path) is not None or RESPONSES_PATH.fullmatch(self.path) is not None
+        )
+
+    @property
+    def is_responses(self) -> bool:
+        return self.method == "POST" and RESPONSES_PATH.fullmatch(self.path) is not None
 
     def answered(self, status: int | None, error: str | None = None) -> None:
         """Note the status sent (None: closed without a response) and the server's own error code, if any."""

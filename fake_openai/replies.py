@@ -28,6 +28,8 @@ class Reply:
     empty_first_chunk: bool = False  # stream a first chunk with ``choices: []``
     refusal: str | None = None  # the model refuses: ``message.refusal`` (or ``delta.refusal``), no content
     no_choices: bool = False  # answer with ``choices: []`` (a reply with no answer at all)
+    usage_on_finish: bool = False  # the usage rides on the finish chunk (no separate usage chunk)
+    usage_chunk_choices: bool = False  # the usage chunk carries a non-empty ``choices``
 
 
 def error_body(
@@ -112,11 +114,91 @@ def stream_chunks(reply: Reply) -> list[dict]:
         return chunks + ([_chunk(reply, [], usage=reply.usage)] if reply.include_usage else [])
     chunks.append(_chunk(reply, _choice({"role": "assistant", "content": ""})))
     chunks += [_chunk(reply, _choice({field: p})) for p in pieces]
-    chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
-    if reply.include_usage:
-        chunks.append(_chunk(reply, [], usage=reply.usage))
+    if reply.include_usage and reply.usage_on_finish:
+        chunks.append(_chunk(reply, _choice({}, reply.finish_reason), usage=reply.usage))
+    else:
+        chunks.append(_chunk(reply, _choice({}, reply.finish_reason)))
+    if reply.include_usage and not reply.usage_on_finish:
+        choices = _choice({"content": ""}) if reply.usage_chunk_choices else []
+        chunks.append(_chunk(reply, choices, usage=reply.usage))
     if reply.fault is not None:
         stop_after = int(reply.fault.params.get("after", 2))
         head = (1 if reply.empty_first_chunk else 0) + 1
         chunks = chunks[: head + min(stop_after, len(pieces))]
     return chunks
+
+
+# -- the Responses API ------------------------------------------------------------------------------
+
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def response_body(reply: Reply, *, done: bool = True) -> dict:
+    """The ``response`` object of a Responses API answer (``done=False``: as ``response.created`` shows it)."""
+    reason = _INCOMPLETE_REASONS.get(reply.finish_reason)
+    content = (
+        [{"type": "refusal", "refusal": reply.refusal}]
+        if reply.refusal
+        else [{"type": "output_text", "text": reply.text, "annotations": []}]
+    )
+    usage = reply.usage
+    return {
+        "id": reply.completion_id.replace("chatcmpl-", "resp_"),
+        "object": "response",
+        "created_at": reply.created,
+        "status": ("incomplete" if reason else "completed") if done else "in_progress",
+        "model": reply.model,
+        "output": [
+            {
+                "type": "message",
+                "id": reply.completion_id.replace("chatcmpl-", "msg_"),
+                "status": "completed",
+                "role": "assistant",
+                "content": content,
+            }
+        ]
+        if done and not reply.no_choices
+        else [],
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+            "total_tokens": usage["total_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+        if done
+        else None,
+        "incomplete_details": {"reason": reason} if done and reason else None,
+        "error": None,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def response_events(reply: Reply) -> list[dict]:
+    """The events of a streamed Responses answer: ``response.created``, one text (or refusal) delta per
+    ``chunk_size`` characters, then ``response.completed`` (or ``response.incomplete``). With a fault, only
+    ``response.created`` and ``after`` (default 2) deltas."""
+    size = max(1, int(reply.chunk_size))
+    text = reply.refusal or reply.text
+    kind = "response.refusal.delta" if reply.refusal else "response.output_text.delta"
+    events = [{"type": "response.created", "response": response_body(reply, done=False)}]
+    if not reply.no_choices:
+        events += [
+            {
+                "type": kind,
+                "item_id": "msg_0",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text[i : i + size],
+            }
+            for i in range(0, len(text), size)
+        ]
+    if reply.fault is not None:
+        return events[: 1 + int(reply.fault.params.get("after", 2))]
+    final = response_body(reply)
+    events.append({"type": f"response.{final['status']}", "response": final})
+    for n, event in enumerate(events):
+        event["sequence_number"] = n
+    return events

@@ -125,3 +125,49 @@ def usage_for(body: Any, text: str) -> dict:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def chat_view(body: Any) -> dict:
+    """A Responses API request body as the chat body it stands for: ``instructions`` as the system message,
+    ``input`` items as messages (``input_text`` -> ``text``, ``input_image`` -> ``image_url`` parts),
+    ``text.format`` as ``response_format``, and ``stream`` (with usage, which Responses streams always carry).
+    The server reads, answers and measures a Responses question through this view."""
+    if not isinstance(body, dict):
+        return {}
+    msgs: list[dict] = []
+    if isinstance(body.get("instructions"), str):
+        msgs.append({"role": "system", "content": body["instructions"]})
+    items = body.get("input")
+    if isinstance(items, str):
+        msgs.append({"role": "user", "content": items})
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if isinstance(content, list):
+            content = [_chat_part(p) for p in content if isinstance(p, dict)]
+        msgs.append({"role": item.get("role"), "content": content})
+    view: dict = {"model": body.get("model"), "messages": msgs}
+    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        view["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {k: v for k, v in fmt.items() if k != "type"},
+        }
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        view["response_format"] = {"type": "json_object"}
+    if body.get("stream") is True:
+        view["stream"] = True
+        view["stream_options"] = {"include_usage": True}
+    return view
+
+
+def _chat_part(part: dict) -> dict:
+    if part.get("type") == "input_text":
+        return {"type": "text", "text": part.get("text")}
+    if part.get("type") == "input_image":
+        image = {"url": part.get("image_url")}
+        if "detail" in part:
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    return part

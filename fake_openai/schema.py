@@ -126,3 +126,39 @@ def response_errors(schema_name: str, body: Any, schema_dir: str | os.PathLike |
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         out.append(f"{where}: {e.message[:300]}")
     return out
+
+
+def responses_request_errors(body: Any, schema_dir: str | os.PathLike) -> list[str]:
+    """Schema errors of a Responses API request body (``CreateResponse``).
+
+    The published spec's ``input`` items are an ambiguous ``oneOf`` (a valid message matches several
+    branches, so every valid ``input`` list fails with "is not valid under any of the given schemas", see
+    ../shared/README.md). So ``input`` is checked item by item against the one branch a message takes,
+    ``EasyInputMessage``, and the rest of the body against ``CreateResponse``. Long image URLs are
+    shortened first, as for chat bodies.
+    """
+    if not isinstance(body, dict):
+        return request_errors(body, schema_dir, schema="CreateResponse")
+    rest = {k: v for k, v in body.items() if k != "input"}
+    errors = list(request_errors(rest, schema_dir, schema="CreateResponse"))
+    items = body.get("input")
+    if isinstance(items, str) or items is None:
+        return (
+            errors
+            if items is not None
+            else ["(root): 'input' is required by vision_magic's questions"] + errors
+        )
+    if not isinstance(items, list):
+        return [f"input: {items!r:.80} is not a string or a list"] + errors
+    for i, item in enumerate(items):
+        item = copy.deepcopy(item)
+        for part in (
+            item.get("content", [])
+            if isinstance(item, dict) and isinstance(item.get("content"), list)
+            else []
+        ):
+            url = part.get("image_url") if isinstance(part, dict) else None
+            if isinstance(url, str) and len(url) > LONG_URL:
+                part["image_url"] = url[:LONG_URL]
+        errors += [f"input/{i}/{e}" for e in request_errors(item, schema_dir, schema="EasyInputMessage")]
+    return errors

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .behaviours import BEHAVIOUR_DEFAULTS, check_setting, preset
 from .faults import Fault, make_faults, random_fault
 from .handler import Handler
 from .recording import RecordedRequest
-from .schema import chat_request_errors, find_schema_dir, request_errors
+from .schema import chat_request_errors, find_schema_dir, request_errors, responses_request_errors
 from .transport import HTTPServer
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "gpt-5.4", "gpt-5.5")
@@ -37,6 +38,7 @@ _SETTINGS = (
     "finish_reason",
     "refusal",
     "no_choices",
+    *BEHAVIOUR_DEFAULTS,
 )
 
 
@@ -57,6 +59,10 @@ class OpenAIServer:
       finish_reason      finish_reason of successful answers
       refusal            None, or the words of a refusal (``message.refusal`` / ``delta.refusal``, no content)
       no_choices         answer with ``choices: []``
+
+    Behaviours copying other servers (``done``, ``usage_on_finish``, ``usage_chunk_choices``, ``detail``,
+    ``response_format``, ``webp_rejected``, ``error_shape``, ``unknown_model``, ``body_limit``): see
+    :mod:`fake_openai.behaviours`; ``behaviour="llamacpp"`` (or ``behave("llamacpp")``) sets a preset.
     """
 
     def __init__(
@@ -79,6 +85,8 @@ class OpenAIServer:
         no_choices: bool = False,
         schema_dir: str | os.PathLike | None = None,
         verbose: bool = False,
+        behaviour: str | None = None,
+        **switches: Any,
     ):
         self.host = host
         self.port = port
@@ -98,7 +106,14 @@ class OpenAIServer:
             "finish_reason": finish_reason,
             "refusal": refusal,
             "no_choices": no_choices,
+            **(preset(behaviour) if behaviour else BEHAVIOUR_DEFAULTS),
         }
+        unknown = set(switches) - set(BEHAVIOUR_DEFAULTS)
+        if unknown:
+            raise TypeError(f"OpenAIServer() got unexpected settings {sorted(unknown)}")
+        for name, value in switches.items():
+            check_setting(name, value)
+            self._defaults[name] = value
         self._lock = threading.Lock()
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -130,6 +145,18 @@ class OpenAIServer:
             self._apply_defaults()
         old.set()
 
+    def behave(self, name: str, **switches: Any) -> None:
+        """Act like the server ``name`` (a preset of :mod:`fake_openai.behaviours`), plus ``switches``, until
+        ``reset()``."""
+        settings = {**preset(name), **switches}
+        for key, value in settings.items():
+            if key not in BEHAVIOUR_DEFAULTS:
+                raise TypeError(f"unknown behaviour switch {key!r}")
+            check_setting(key, value)
+        with self._lock:
+            for key, value in settings.items():
+                setattr(self, key, value)
+
     def _record(self, record: RecordedRequest) -> str:
         """Append ``record`` to ``requests``; its request id (``req_vmtest_N``)."""
         with self._lock:
@@ -158,6 +185,10 @@ class OpenAIServer:
         """Schema errors of a chat request body, with ``detail: "original"`` allowed for ``original_models``
         (see ``chat_request_errors``)."""
         return chat_request_errors(body, self.schema_dir, self.original_models)
+
+    def validate_responses_request(self, body: Any) -> list[str]:
+        """Schema errors of a Responses API request body (see ``responses_request_errors``)."""
+        return responses_request_errors(body, self.schema_dir)
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -177,10 +177,10 @@ class HTTPConnection(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
 
-    def start_sse(self, close: bool = False):
-        """The head of a chunked ``text/event-stream`` response."""
+    def start_sse(self, close: bool = False, content_type: str = "text/event-stream; charset=utf-8"):
+        """The head of a chunked ``text/event-stream`` response (``content_type``: what it claims to be)."""
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         if close:

@@ -10,3 +10,5 @@ CHAT_PATH = re.compile(
 )
 # GET: /v1/models, /models, /v1/models/{id}
 MODEL_PATH = re.compile(r"(?:/v1)?/models(?:/(?P<model>[^/]+))?")
+# POST: the Responses API, /v1/responses (also /responses)
+RESPONSES_PATH = re.compile(r"(?:/v1)?/responses")

@@ -15,8 +15,8 @@ md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 
 INTRO = (
-    "Set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` for any OpenAI-compatible server (Ollama, vLLM, "
-    "LM Studio). With neither, the notebook runs as a **dry run**: it shows what would be sent and sends nothing."
+    "Set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` for any OpenAI-compatible server (Ollama with "
+    "`VISION_MAGIC_MODEL=qwen2.5vl`, vLLM, LM Studio: recipes in docs/servers.md). With neither, the notebook runs as a **dry run**: it shows what would be sent and sends nothing."
 )
 
 plots = [

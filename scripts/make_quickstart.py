@@ -10,7 +10,7 @@ cells = [
         "# vision_magic quickstart\n\n"
         "Ask a vision model about images with `%%ask_image`. Every kind of source is shown once below.\n\n"
         "Set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` for any OpenAI-compatible server "
-        "(Ollama, vLLM, LM Studio). With neither, this notebook runs as a **dry run**: it shows exactly "
+        "(Ollama with `VISION_MAGIC_MODEL=qwen2.5vl`, vLLM, LM Studio: recipes in docs/servers.md). With neither, this notebook runs as a **dry run**: it shows exactly "
         "what would be sent (thumbnails, sizes, tokens, the request JSON) and sends nothing."
     ),
     nbf.v4.new_code_cell(SETUP),

@@ -57,7 +57,8 @@ def run(path: Path) -> int:
     if dry_runs and not answers:
         print(
             "  This was a dry run: nothing was sent. To get answers, set OPENAI_API_KEY=sk-... "
-            "(or OPENAI_BASE_URL=http://localhost:11434/v1 for a local server) and run `make quickstart` again."
+            "(or OPENAI_BASE_URL=http://localhost:11434/v1 VISION_MAGIC_MODEL=qwen2.5vl for a local Ollama server) "
+            "and run `make quickstart` again."
         )
     return status
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hardening_helpers import COLOURS  # noqa: E402 - tests/ is on the path from the line above
 
-pytest_plugins = ["server_fixtures"]
+pytest_plugins = ["server_fixtures", "lab_helpers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,10 @@ SAMPLES = {
     "cache": (False, "--no-cache"),
     "refresh": (True, "--refresh"),
     "json_mode": (True, "--json"),
-    "schema": ({"title": "Colour", "type": "object", "properties": {"name": {"type": "string"}}}, None),
+    "schema": (
+        {"title": "Colour", "type": "object", "properties": {"name": {"type": "string"}}},
+        "--schema colour_schema",
+    ),
     "crop": ("0,0,0.5,0.5", "--crop 0,0,0.5,0.5"),
     "zoom": (4, "--zoom 4"),
 }
@@ -102,6 +105,7 @@ def test_every_python_front_end_passes_every_option(openai_env, seen, red, front
 @pytest.mark.parametrize("name", sorted(OPTION_FLAGS))
 def test_every_magic_run_passes_every_flag(shell, openai_env, seen, red, run, name):
     shell.user_ns["red_image"] = red
+    shell.user_ns["colour_schema"] = SAMPLES["schema"][0]
     extra = {"question": "", "each": " --each", "cost": " --cost"}[run]
     if run == "each" and name == "dry_run":
         result = shell.run_cell(f"%%ask_image red_image{extra} {SAMPLES[name][1]}\nWhich colour?")

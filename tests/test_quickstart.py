@@ -96,6 +96,7 @@ def test_readme_main_command_script(tmp_path, server):
     proc = run_notebook_script(NOTEBOOK)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dry run" in proc.stdout.lower() and "OPENAI_API_KEY" in proc.stdout
+    assert "VISION_MAGIC_MODEL=" in proc.stdout  # a local server's hint names a model (its default is gpt-4o)
     assert (ROOT / "out" / "quickstart.ipynb").exists()
 
 

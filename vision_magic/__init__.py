@@ -37,6 +37,7 @@ __all__ = [
     "last_answer",
     "last_table",
     "load_ipython_extension",
+    "models",
     "region",
     "replay_from",
     "settings",
@@ -65,6 +66,7 @@ _LAZY = {
     "content_parts": "engine.parts",
     "estimate": "engine.estimate",
     "replay_from": "engine.recordings",
+    "models": "engine.server_models",
     "region": "images.resolve",
     "Region": "images.resolve",
     "Estimate": "engine.estimate",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from .engine.options import AskOptions
     from .engine.parts import content_parts
     from .engine.recordings import replay_from
+    from .engine.server_models import models
     from .engine.session import settings
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat

@@ -54,10 +54,16 @@ class ConfigError(VisionMagicError):
 
 
 class APIError(VisionMagicError):
-    """The server answered with an error, or could not be reached."""
+    """The server answered with an error, or could not be reached.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``kind`` names errors the engine can give more advice about: ``"unknown_model"`` (the server does not
+    offer the model asked for), ``"too_large"`` (413: the request is over the server's size limit),
+    ``"image_format"`` (the server could not decode an image) and ``"json_mode"`` (it refused the JSON mode).
+    """
+
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
         self.status = status
+        self.kind = kind
         super().__init__(message)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatchInterrupted, SourceError, VisionMagicError, one_line, redact
+from ..errors import APIError, BatchInterrupted, SourceError, VisionMagicError, one_line, redact
 from .answer import Answer
 from .options import AskOptions, with_option_keywords
 from .outputs import is_reference, reference_items
@@ -165,6 +165,7 @@ class Batch:
         from .question import build_question
         from .recordings import refuse_unrecorded
         from .send import Budget, send_with_retries
+        from .server_models import advise
 
         if isinstance(src, SourceError):
             raise src
@@ -178,7 +179,10 @@ class Batch:
             return
         refuse_unrecorded(q)  # replay_only: this row's error, nothing sent
         budget = Budget.from_settings(cfg, retries=self.retries)
-        await send_with_retries(await clients.get(q), q.body, answer, budget)
+        try:
+            await send_with_retries(await clients.get(q), q.body, answer, budget, api=q.endpoint.api)
+        except APIError as e:  # the models the server offers, a 413's cause (may ask GET /v1/models once)
+            raise await asyncio.to_thread(advise, e, q) from None
         finish(q, answer, key, started)
 
     def table(self) -> Any:

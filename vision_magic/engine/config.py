@@ -13,6 +13,7 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
 from ..errors import redact
+from .servers import SERVER_PROFILES
 
 
 class VisionMagic(Configurable):
@@ -78,8 +79,23 @@ class VisionMagic(Configurable):
         "none is one line saying how it differs from the recordings (env VISION_MAGIC_REPLAY_ONLY=1)."
     ).tag(config=True)
     endpoints = Dict(
-        help="Per-endpoint settings: {name: {base_url, api_key_env, fetch_urls, detail, models, inline_max_bytes, "
-        "inline_timeout, webp, max_images}}, see vision_magic.engine.endpoints.Endpoint."
+        help="Per-endpoint settings: {name: {base_url, server, api_key_env, fetch_urls, detail, models, formats, "
+        "webp, json_mode, token_param, inline_max_bytes, inline_timeout, max_images}}, see "
+        "vision_magic.engine.endpoints.Endpoint and docs/servers.md."
+    ).tag(config=True)
+    api = CaselessStrEnum(
+        ["chat", "responses"],
+        default_value="chat",
+        help="The API questions go to: chat (Chat Completions, /v1/chat/completions, what every compatible "
+        "server offers) or responses (the Responses API, /v1/responses: input_text/input_image parts, streamed "
+        "with usage). An endpoint entry's own api wins.",
+    ).tag(config=True)
+    server = CaselessStrEnum(
+        ["auto", *SERVER_PROFILES],
+        default_value="auto",
+        help="The kind of server at base_url, for its known facts (image formats, JSON mode, detail, links, "
+        "token field); auto: read from the base URL where that is reliable (OpenAI, Azure, Ollama's and LM "
+        "Studio's ports), else generic. See vision_magic.engine.servers.SERVER_PROFILES.",
     ).tag(config=True)
 
     @classmethod

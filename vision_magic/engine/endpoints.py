@@ -7,6 +7,7 @@ are trusted to fetch ``http(s)`` image URLs; for every other server, vision_magi
 
 Examples
 --------
+>>> %config VisionMagic.server = "lmstudio"  # doctest: +SKIP
 >>> %config VisionMagic.endpoints = {"ollama": {"base_url": "http://localhost:11434/v1", "detail": False}}  # doctest: +SKIP
 """
 
@@ -20,6 +21,7 @@ from urllib.parse import urlparse
 from ..errors import ConfigError, add_secret
 from ..images.download import DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT, download
 from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
+from .servers import ALL_FORMATS, JSON_MODES, SERVER_PROFILES, TOKEN_PARAMS, detect_server, server_facts
 
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_MAX_IMAGES = 500  # image inputs per request OpenAI accepts
@@ -57,14 +59,23 @@ class Endpoint:
     Attributes
     ----------
     base_url : the server's OpenAI-compatible base URL.
+    server : the row of :data:`~vision_magic.engine.servers.SERVER_PROFILES` the unset facts come from
+        (default: what the base URL reliably says, else ``"generic"``).
     api_key_env : the environment variable holding its key (default ``OPENAI_API_KEY``).
     fetch_urls : whether the server downloads ``http(s)`` image URLs itself (default: only OpenAI/Azure).
     detail : whether it honours the image ``detail`` field (False: the field is left out).
     models : its vision models (informational; listed in ``%config``).
     inline_max_bytes, inline_timeout : limits for downloading images that are inlined as base64 (the timeout is
         the total time a download may take, in seconds).
-    webp : whether it takes WEBP: graphics then go as lossless WEBP when smaller than PNG (default: only
-        OpenAI/Azure; some servers, e.g. LM Studio, reject WEBP, and PNG works everywhere).
+    formats : the image formats it decodes (``png``, ``jpeg``, ``webp``, ``gif``); an image in any other is
+        re-encoded as PNG or JPEG, judged by its bytes (default: all four for OpenAI/Azure, else PNG and JPEG).
+    webp : whether it takes WEBP (shorthand that adds ``webp`` to or removes it from ``formats``): graphics
+        then go as lossless WEBP when smaller than PNG.
+    json_mode : how ``--json`` asks for JSON: ``json_object``, ``json_schema`` (a permissive schema) or
+        ``none`` (in the prompt only).
+    token_param : ``max_tokens`` or ``max_completion_tokens`` (OpenAI's newer models take only the latter).
+    api : ``chat`` (Chat Completions, the default) or ``responses`` (the Responses API), from
+        ``%config VisionMagic.api`` unless the entry gives its own.
     max_images : the most images one request may hold (OpenAI: 500; None: not known, so only a warning
         above :data:`vision_magic.engine.question.MANY_IMAGES`).
 
@@ -78,26 +89,78 @@ class Endpoint:
 
     base_url: str
     name: str = ""
+    server: str = ""
     api_key_env: str = "OPENAI_API_KEY"
     fetch_urls: bool | None = None
-    detail: bool = True
+    detail: bool | None = None
     models: list[str] = field(default_factory=list)
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     inline_timeout: float = DEFAULT_INLINE_TIMEOUT
+    formats: list[str] | tuple[str, ...] | None = None
     webp: bool | None = None
     max_images: int | None = None
+    json_mode: str | None = None
+    token_param: str | None = None
+    api: str = "chat"
 
     def __post_init__(self) -> None:
-        if self.fetch_urls is None:
-            self.fetch_urls = is_openai(self.base_url)
-        if self.webp is None:
-            self.webp = is_openai(self.base_url)
+        self.server = str(self.server or "").lower() or detect_server(self.base_url) or "generic"
+        try:
+            facts = server_facts(self.server)
+        except KeyError as e:
+            raise ConfigError(f"{self.name or 'VisionMagic.server'}: {e.args[0]}") from None
+        for name, value in facts.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        formats = [str(f).lower().removeprefix("image/").replace("jpg", "jpeg") for f in self.formats or ()]
+        if self.webp is not None:  # the shorthand wins over the server's row
+            formats = [f for f in formats if f != "webp"] + (["webp"] if self.webp else [])
+        bad = sorted(set(formats) - set(ALL_FORMATS))
+        if bad:
+            raise ConfigError(
+                f"{self.name or self.base_url}: unknown image formats {bad}: use {list(ALL_FORMATS)}"
+            )
+        self.formats = [f for f in ALL_FORMATS if f in formats] or ["png", "jpeg"]
+        self.webp = "webp" in self.formats
+        if self.json_mode not in JSON_MODES:
+            raise ConfigError(
+                f"{self.name or self.base_url}: json_mode {self.json_mode!r}: use one of {JSON_MODES}"
+            )
+        if self.token_param not in TOKEN_PARAMS:
+            raise ConfigError(
+                f"{self.name or self.base_url}: token_param {self.token_param!r}: use one of {TOKEN_PARAMS}"
+            )
         if self.max_images is None and urlparse(self.base_url).hostname == "api.openai.com":
             self.max_images = OPENAI_MAX_IMAGES
+        self.api = str(self.api or "chat").lower()
+        if self.api not in ("chat", "responses"):
+            raise ConfigError(f"{self.name or self.base_url}: api {self.api!r}: use chat or responses")
+
+    @property
+    def mimes(self) -> tuple[str, ...]:
+        """The MIME types of :attr:`formats` (``image/png``, ...)."""
+        return tuple(f"image/{f}" for f in self.formats or ())
 
 
-def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> Endpoint:
-    """The settings for ``base_url``: the configured entry with that ``base_url``, else the defaults."""
+def endpoint_for(
+    base_url: str, configured: dict[str, Any] | None = None, server: str = "", api: str = "chat"
+) -> Endpoint:
+    """The settings for ``base_url``: the configured entry with that ``base_url``, else the defaults; unset
+    facts come from the row of ``server`` (``%config VisionMagic.server``; an entry's own ``server`` wins),
+    else the row the base URL reliably names.
+
+    Examples
+    --------
+    >>> endpoint_for("http://gpu-box:1234/v1", server="llamacpp").formats
+    ['png', 'jpeg']
+    >>> endpoint_for("http://localhost:1234/v1").json_mode
+    'json_schema'
+    """
+    server = "" if server in ("", "auto") else server
+    if server and server not in SERVER_PROFILES:
+        raise ConfigError(
+            f"VisionMagic.server {server!r} is not known: use auto or one of {', '.join(SERVER_PROFILES)}"
+        )
     wanted = base_url.rstrip("/")
     known = {f.name for f in fields(Endpoint)}
     for name, spec in (configured or {}).items():
@@ -113,8 +176,8 @@ def endpoint_for(base_url: str, configured: dict[str, Any] | None = None) -> End
                 f"VisionMagic.endpoints[{name!r}] has unknown settings {sorted(unknown)}: "
                 f"use {sorted(known - {'name'})}"
             )
-        return Endpoint(**{**spec, "base_url": wanted, "name": name})
-    return Endpoint(base_url=wanted)
+        return Endpoint(**{"server": server, "api": api, **spec, "base_url": wanted, "name": name})
+    return Endpoint(base_url=wanted, server=server, api=api)
 
 
 def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
@@ -147,7 +210,8 @@ def api_key(endpoint: Endpoint) -> str:
     if is_openai(endpoint.base_url):
         raise ConfigError(
             f"No API key: {WHERE_KEYS_GO.format('OPENAI_API_KEY')}; or point OPENAI_BASE_URL at a local "
-            "OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama); --dry-run shows the request "
+            "OpenAI-compatible server (e.g. Ollama: http://localhost:11434/v1 with VISION_MAGIC_MODEL=qwen2.5vl); "
+            "--dry-run shows the request "
             "without sending"
         )
     return NO_KEY_PLACEHOLDER
@@ -161,7 +225,12 @@ def make_client(
     import openai
 
     if not isinstance(endpoint, Endpoint):  # a base URL
-        endpoint = endpoint_for(str(endpoint), getattr(cfg, "endpoints", None))
+        endpoint = endpoint_for(
+            str(endpoint),
+            getattr(cfg, "endpoints", None),
+            getattr(cfg, "server", ""),
+            getattr(cfg, "api", "chat"),
+        )
     cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
     return cls(
         api_key=api_key(endpoint),

@@ -199,8 +199,8 @@ def estimate(
 
     cfg = current().settings
     opts = AskOptions.from_kwargs(**options).resolved(cfg)
-    webp = bool(endpoint_in_force(cfg).webp)  # the same encoding as when sending
-    profile, image = image_options(opts, cfg, profiles=profiles, webp=webp)
+    formats = endpoint_in_force(cfg).mimes  # the same encoding as when sending
+    profile, image = image_options(opts, cfg, profiles=profiles, formats=formats)
     sources = resolve_references(sources)
     prepared = prepare_sources(sources, image, labels=labels) if sources else default_images(image)
     return from_prepared(prepared, opts, profile, prompt or "")

@@ -72,12 +72,17 @@ def finish(q: Question, answer: Answer, key: str | None = None, started: float |
         else None
     )
     if q.structured and answer.text and not answer.incomplete and answer.data is None:
-        from .structured import parse
+        from .structured import not_json_advice, parse
 
         try:
             answer.data = parse(answer.text, q.options.schema)
         except ValueError as e:
-            answer.error = str(e)
+            why = str(e)
+            answer.error = (
+                f"{why}: {not_json_advice(q.endpoint.json_mode or 'json_object')}"
+                if "not valid JSON" in why
+                else why
+            )
     answer.record = record_of(q, answer, answer.elapsed_s)
     if key is not None and not answer.replayed:
         from . import replay_store  # sqlite3 is imported by the first question that uses the store

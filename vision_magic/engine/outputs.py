@@ -94,16 +94,22 @@ class OutputStore:
         self.nbytes += len(data)
         self.trim()
 
-    def update(self, display_id: str, mime: str, data: bytes) -> bool:
-        """Replace the image shown under ``display_id`` (an ``update_display``); False when none is kept."""
-        for images in self._cells.values():
-            for img in images:
+    def update(self, display_id: str, mime: str, data: bytes) -> str | None:
+        """Replace the image shown under ``display_id`` (an ``update_display``); its reference ``@N:K``, or
+        None when none is kept.
+
+        >>> store = OutputStore(); store.add(2, "image/png", b"a"); store.add(2, "image/png", b"b", "d1")
+        >>> store.update("d1", "image/png", b"c"), store.update("gone", "image/png", b"c")
+        ('@2:2', None)
+        """
+        for cell, images in self._cells.items():
+            for position, img in enumerate(images, 1):
                 if img.display_id == display_id:
                     self.nbytes += len(data) - len(img.data)
                     img.mime, img.data = mime, data
                     self.trim()
-                    return True
-        return False
+                    return f"@{cell}:{position}"
+        return None
 
     def images(self, cell: int) -> list[OutputImage]:
         """The images ``cell`` displayed, in order (empty when none is kept)."""

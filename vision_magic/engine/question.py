@@ -65,9 +65,15 @@ class Question:
 
 
 def image_options(
-    options: AskOptions, cfg: VisionMagic, *, profiles: dict[str, Any] | None = None, webp: bool = True
+    options: AskOptions,
+    cfg: VisionMagic,
+    *,
+    profiles: dict[str, Any] | None = None,
+    formats: tuple[str, ...] | None = None,
+    webp: bool | None = None,
 ) -> tuple[ModelProfile, ImageOptions]:
-    """The model profile and image options for resolved ``options``.
+    """The model profile and image options for resolved ``options``; ``formats`` are the MIME types the
+    server decodes (None: every format the API takes; ``webp=False``, the older way to say it: all but WEBP).
 
     Raises a one-line error for ``detail="original"`` on a model family that has no such level, for a crop
     that is not four numbers and for a zoom that is not True or a number of tiles.
@@ -86,21 +92,23 @@ def image_options(
             f"detail 'original' is not available for {model}: use auto, low or high "
             "(or add original_budget to its profile in %config VisionMagic.profiles)"
         )
+    if formats is None and webp is not None:
+        formats = ("image/png", "image/jpeg", "image/gif") + (("image/webp",) if webp else ())
     image = ImageOptions(
         profile=profile,
         detail=detail,
         resize=cfg.resize if options.resize is None else options.resize,
         jpeg_quality=cfg.jpeg_quality,
-        webp=webp,
         crop=None if options.crop is None else parse_crop(options.crop),
         zoom=max_tiles_of(options.zoom),
+        **({} if formats is None else {"webp": "image/webp" in formats, "formats": tuple(formats)}),
     )
     return profile, image
 
 
 def endpoint_in_force(cfg: VisionMagic) -> Endpoint:
     """The endpoint settings for the base URL in force."""
-    return endpoint_for(resolve_base_url(cfg), cfg.endpoints)
+    return endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
 
 
 def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] | list[Any]:
@@ -156,7 +164,7 @@ def build_question(
     cfg = cfg or current().settings
     options = (options or AskOptions()).resolved(cfg)
     endpoint = endpoint_in_force(cfg)
-    profile, image = image_options(options, cfg, webp=bool(endpoint.webp))
+    profile, image = image_options(options, cfg, formats=endpoint.mimes)
     handler = link_handler(endpoint, image)
     sources = resolve_references(sources)
     if sources:
@@ -171,8 +179,12 @@ def build_question(
     else:
         images = default_images(image)
     prompt = (prompt or "").strip() or (DEFAULT_PROMPT if len(images) == 1 else DEFAULT_PROMPT_MANY)
-    response_format = structured.response_format(options.schema, options.json_mode)
-    text = structured.json_prompt(prompt) if options.json_mode and options.schema is None else prompt
+    response_format = structured.response_format(options.schema, options.json_mode, endpoint.json_mode)
+    text = prompt
+    if options.schema is not None and response_format is None:  # no structured outputs: say it in words
+        text = structured.schema_prompt(prompt, options.schema)
+    elif options.json_mode and options.schema is None:
+        text = structured.json_prompt(prompt)
     messages = build_messages(text, [part for img in images for part in img.parts()], options.system or "")
     messages[-1:-1] = list(history or [])
     body = build_request(messages, options, endpoint, response_format)
@@ -182,6 +194,8 @@ def build_question(
     zoomed = zoom_summary(images)
     if zoomed:
         notes.append(zoomed)
+    if endpoint.api == "responses":
+        notes.append("sent to /v1/responses as input_text/input_image parts (%config VisionMagic.api)")
     return Question(prompt, images, options, profile, body, endpoint, cfg, notes)
 
 

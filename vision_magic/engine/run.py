@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import one_line
+from ..errors import APIError, one_line
 from .answer import Answer
 from .endpoints import make_client
 from .finish import finish, new_answer, replay, store_key
@@ -18,6 +18,7 @@ from .question import Question, build_question
 from .record import record_of
 from .recordings import refuse_unrecorded
 from .send import Budget, run
+from .server_models import advise
 from .session import current
 from .views import AnswerView
 
@@ -36,6 +37,10 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
     if q.options.dry_run:
         answer.dry_run = True
         answer.record = record_of(q, answer)
+        if q.endpoint.api == "responses":  # show what would go over the wire
+            from .responses import responses_body
+
+            answer.request = responses_body(q.body)
         if view is not None:
             view.dry_run(answer, " ".join(q.notes))
         return answer
@@ -54,17 +59,21 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
             on_text=view.update if view is not None else None,
             budget=Budget.from_settings(q.cfg),
             on_open=view.start if view is not None else None,
+            api=q.endpoint.api,
         )
     except BaseException as e:
+        advised = advise(e, q) if isinstance(e, APIError) else e  # offered models, a 413's cause
         answer.incomplete = True
         if answer.error is None:
-            answer.error = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(e)
+            answer.error = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(advised)
         finish(q, answer, started=started)
         if view is not None:
             if answer.text:
                 view.finish(answer)  # what arrived stays visible, marked as cut off
             else:
                 view.discard()  # nothing arrived: the error's one line is all there is to see
+        if advised is not e:
+            raise advised from None
         raise
     finish(q, answer, key, started)
     if view is not None:

@@ -40,16 +40,29 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer"
 
 
-def response_format(schema: Any = None, json_mode: bool = False) -> dict[str, Any] | None:
-    """The ``response_format`` field: ``json_schema`` for ``schema``, ``json_object`` for JSON mode, else None.
+PERMISSIVE_SCHEMA = {"type": "object"}  # "any JSON object", for servers whose only JSON mode is json_schema
+
+
+def response_format(
+    schema: Any = None, json_mode: bool = False, server_mode: str = "json_object"
+) -> dict[str, Any] | None:
+    """The ``response_format`` field: ``json_schema`` for ``schema``; for JSON mode what the server takes
+    (``server_mode``: ``json_object``, ``json_schema`` with a permissive schema, or ``none``); else None.
+    A server without a JSON mode (``none``) gets no field: the prompt asks for JSON.
 
     Examples
     --------
     >>> response_format(json_mode=True)
     {'type': 'json_object'}
+    >>> response_format(json_mode=True, server_mode="json_schema")
+    {'type': 'json_schema', 'json_schema': {'name': 'answer', 'schema': {'type': 'object'}}}
     >>> response_format({"type": "object", "properties": {}})["json_schema"]["name"]
     'answer'
+    >>> response_format({"type": "object"}, server_mode="none") is None
+    True
     """
+    if server_mode == "none":
+        return None
     if schema is not None:
         name, body = schema_of(schema)
         strict = body.get("additionalProperties") is False
@@ -57,9 +70,36 @@ def response_format(schema: Any = None, json_mode: bool = False) -> dict[str, An
         if strict:
             spec["strict"] = True
         return {"type": "json_schema", "json_schema": spec}
+    if json_mode and server_mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": dict(PERMISSIVE_SCHEMA)}}
     if json_mode:
         return {"type": "json_object"}
     return None
+
+
+def schema_prompt(prompt: str, schema: Any) -> str:
+    """The prompt for a server without structured outputs: the JSON Schema the answer must fit, in words.
+
+    Examples
+    --------
+    >>> print(schema_prompt("Colour?", {"title": "C", "type": "object"}))
+    Colour?
+    <BLANKLINE>
+    Answer with a JSON object that fits this JSON Schema: {"title": "C", "type": "object"}
+    """
+    return f"{prompt}\n\nAnswer with a JSON object that fits this JSON Schema: {json.dumps(schema_of(schema)[1])}"
+
+
+def not_json_advice(server_mode: str) -> str:
+    """What to try when an answer asked for as JSON is not JSON, by the server's JSON mode."""
+    if server_mode == "none":
+        return (
+            "this server has no JSON mode: describe the JSON you want in the question, or try another model"
+        )
+    return (
+        "the server may ignore JSON mode: describe the JSON you want in the question, try another model, "
+        'or set "json_mode" for this server in %config VisionMagic.endpoints (docs/servers.md)'
+    )
 
 
 def json_prompt(prompt: str) -> str:

@@ -1,14 +1,14 @@
 """The Chat Completions request body: the one place a request is built from a question and its options.
 
 Optional fields are left out, never sent as null (OpenAI's schema forbids nulls). Per-server differences
-(the token-limit field's name, whether ``detail`` is honoured) come from the :class:`Endpoint`.
+(the token-limit field's name, whether ``detail`` is honoured, the JSON mode) come from the :class:`Endpoint`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .endpoints import Endpoint, is_openai
+from .endpoints import Endpoint
 from .options import AskOptions
 
 
@@ -35,7 +35,8 @@ def build_request(
 ) -> dict[str, Any]:
     """The request body for resolved ``options`` (see :meth:`AskOptions.resolved`) sent to ``endpoint``.
 
-    OpenAI's newer models take ``max_completion_tokens`` only; other servers may know only ``max_tokens``.
+    OpenAI's newer models take ``max_completion_tokens`` only; other servers may know only ``max_tokens``:
+    the endpoint's ``token_param`` says which.
 
     Examples
     --------
@@ -45,9 +46,7 @@ def build_request(
     """
     body: dict[str, Any] = {"model": options.model, "messages": messages}
     if options.max_tokens is not None:
-        body["max_completion_tokens" if is_openai(endpoint.base_url) else "max_tokens"] = int(
-            options.max_tokens
-        )
+        body[endpoint.token_param or "max_tokens"] = int(options.max_tokens)
     if options.temperature is not None:
         body["temperature"] = float(options.temperature)
     if options.seed is not None:

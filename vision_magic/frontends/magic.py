@@ -20,6 +20,7 @@ from .magic_arguments import (
     ask_image_arguments,
     options_from_args,
     read_line,
+    resolve_schema,
 )
 
 # Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
@@ -135,6 +136,15 @@ class AskImageMagics(Magics):
             %%ask_image receipt.jpg --json
             Give merchant, date and total.
 
+            %%ask_image receipt.jpg --schema Receipt
+            Read the receipt.
+
+        (``Receipt``: a pydantic model or a JSON Schema dict defined in the notebook)
+
+            %ask_image --models
+
+        (the models the server offers, those known to take images marked)
+
             %%ask_image fig.axes[3]
             What does this subplot show? (only that Axes is sent: its title, ticks, labels and legend)
 
@@ -163,9 +173,12 @@ class AskImageMagics(Magics):
         if cell is None:  # %ask_image SOURCES... QUESTION
             line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source, FLAGS_WITH_OPTIONAL_NUMBER)
         args = read_line(self.ask_image, line)
+        args.schema = resolve_schema(args.schema, self.shell.user_ns)
         sources = [self._resolve(token) for token in args.sources]
         run = (
-            run_lesson
+            run_models
+            if args.models
+            else run_lesson
             if args.replay_from
             else run_cost
             if args.cost
@@ -187,6 +200,49 @@ class AskImageMagics(Magics):
             from ..images.resolve import BadSource
 
             return BadSource(e)  # reported with every other bad source, before anything is sent
+
+
+def run_models(args: Any, cell: str, sources: list[Any], options: AskOptions) -> Any:
+    """``--models``: list the models the server offers, marking those known to take images; asks nothing."""
+    from IPython.display import display
+
+    from ..engine.server_models import models, suggested_server
+
+    if cell.strip() or sources:
+        raise VisionMagicError(
+            "--models lists the server's models and asks nothing: give it no sources or question"
+        )
+    offered = models()
+    display(models_bundle(offered, suggested_server(offered)), raw=True)
+    return offered
+
+
+def models_bundle(offered: list[Any], server: str = "") -> dict[str, str]:
+    """The Markdown and plain text of a model list (``--models``); ``server``: the row the list names.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.server_models import OfferedModel
+    >>> print(models_bundle([OfferedModel("gpt-4o", True), OfferedModel("tts-1", False)])["text/plain"])
+    gpt-4o  (images)
+    tts-1
+    """
+    if not offered:
+        return {
+            "text/markdown": "*The server lists no models.*",
+            "text/plain": "(the server lists no models)",
+        }
+    lines = [f"{m.id}  (images)" if m.vision else m.id for m in offered]
+    md = [f"- `{m.id}`" + (" 🖼 takes images" if m.vision else "") for m in offered]
+    pick = next((m.id for m in offered if m.vision), offered[0].id)
+    md.append(
+        f'\nPick one: `%config VisionMagic.model = "{pick}"` (or `-m {pick}`, or `VISION_MAGIC_MODEL`).'
+    )
+    if server:  # what the model list says the server is, when another row is in force
+        tip = f'The model list says this is a {server} server: `%config VisionMagic.server = "{server}"` applies its facts.'
+        md.append(tip)
+        lines.append(tip.replace("`", ""))
+    return {"text/markdown": "\n".join(md), "text/plain": "\n".join(lines)}
 
 
 def run_lesson(args: Any, cell: str, sources: list[Any], options: AskOptions) -> int:

@@ -33,12 +33,11 @@ OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
     "cache": lambda a: False if a.no_cache else None,
     "refresh": lambda a: a.refresh,
     "json_mode": lambda a: a.json,
+    "schema": lambda a: getattr(a, "schema", None),  # the object the name stands for (resolve_schema)
     "crop": lambda a: a.crop,
     "zoom": lambda a: zoom_value(a.zoom),
 }
-NOT_ON_THE_LINE = {
-    "schema": "a pydantic model or JSON schema is a Python object: use vision_magic.ask(schema=...)"
-}
+NOT_ON_THE_LINE: dict[str, str] = {}
 
 _ARGUMENTS = [
     argument(
@@ -63,6 +62,17 @@ _ARGUMENTS = [
     argument("--refresh", action="store_true", help="Ask again even if this exact question is cached."),
     argument("--no-cache", action="store_true", help="Neither replay from nor store in the replay cache."),
     argument("--json", action="store_true", help="JSON mode: the parsed answer is in Answer.data."),
+    argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: NAME is a pydantic model or a JSON Schema dict in the notebook; the answer is "
+        "parsed (and a pydantic model validated) into Answer.data.",
+    ),
+    argument(
+        "--models",
+        action="store_true",
+        help="List the models the server offers, marking those known to take images; asks nothing.",
+    ),
     argument(
         "--crop",
         metavar="X0,Y0,X1,Y1",
@@ -152,6 +162,35 @@ def read_line(magic: Callable[..., Any], line: str) -> Any:
     if args.out and not args.out.isidentifier():
         raise VisionMagicError(f"--out {args.out!r} is not a valid variable name")
     return args
+
+
+def resolve_schema(name: str | None, namespace: dict[str, Any]) -> Any:
+    """The pydantic model or JSON Schema dict ``--schema NAME`` names (``NAME`` or ``module.Name``).
+
+    Examples
+    --------
+    >>> resolve_schema("S", {"S": {"type": "object"}})
+    {'type': 'object'}
+    >>> resolve_schema("Missing", {})
+    Traceback (most recent call last):
+    ...
+    IPython.core.error.UsageError: --schema Missing: no such variable; define a pydantic model or a JSON Schema dict first
+    """
+    if not name:
+        return None
+    head, *rest = unquote(name).split(".")
+    if head not in namespace:
+        raise UsageError(
+            f"--schema {name}: no such variable; define a pydantic model or a JSON Schema dict first"
+        )
+    obj = namespace[head]
+    for attr in rest:
+        obj = getattr(obj, attr, None)
+    if not (isinstance(obj, dict) or hasattr(obj, "model_json_schema")):
+        raise UsageError(
+            f"--schema {name}: not a pydantic model or a JSON Schema dict ({type(obj).__name__})"
+        )
+    return obj
 
 
 def options_from_args(args: Any) -> AskOptions:

@@ -7,6 +7,11 @@ backend, ``display(img)``, a PIL image as a cell's value, a display inside an ``
 as the bytes displayed in the session's store of outputs, under the execution count of the cell being run
 (``pre_run_cell`` / ``post_run_cell`` events say which). Nothing is decoded here. :func:`uninstall` puts the
 originals back.
+
+In a Jupyter kernel each kept image output is stamped in its metadata with its reference and the kernel's
+session, ``{"vision_magic": {"ref": "@3:1", "kernel": "<session id>"}}``: the JupyterLab extension inserts
+``@3:1`` only when the running kernel made that output (a notebook saved by an earlier kernel gets the
+image's bytes saved next to it instead; docs/jupyterlab.md).
 """
 
 from __future__ import annotations
@@ -53,37 +58,69 @@ def remember(
     *,
     display_id: str | None = None,
     update: bool = False,
-) -> None:
+) -> str | None:
     """Keep the image of a mime bundle, if any: in the session's store of outputs under the cell being run
     (``@N:K``; an update of a display replaces the image it showed), and, unless it is an SVG, as the last
-    image shown.
+    image shown. Returns the reference it is kept under, or None.
 
     Examples
     --------
     >>> s = Session(); remember({"image/png": "iVBORw0KGgo="}, "display", s); s.last_shown
     ('the last image shown (display)', b'\\x89PNG\\r\\n\\x1a\\n')
-    >>> s.outputs.begin(4); remember({"image/png": "iVBORw0KGgo="}, "display", s); s.last_shown[0]
+    >>> s.outputs.begin(4); remember({"image/png": "iVBORw0KGgo="}, "display", s)
+    '@4:1'
+    >>> s.last_shown[0]
     '@4:1, the last image shown'
     """
     found = bundle_image(bundle)
     if found is None:
-        return
+        return None
     mime, data = found
     session = session or current()
     store = session.output_store()
     description = f"the last image shown ({where})"
+    reference = None
     if update and display_id:
-        store.update(display_id, mime, data)
+        reference = store.update(display_id, mime, data)
     elif store.running is not None:
         store.add(store.running, mime, data, display_id)
         kept = store.images(store.running)
         if kept and kept[-1].data is data:
-            description = f"@{store.running}:{len(kept)}, the last image shown"
+            reference = f"@{store.running}:{len(kept)}"
+            description = f"{reference}, the last image shown"
     if mime != "image/svg+xml":
         session.last_shown = (description, data)
+    return reference
 
 
-_TARGETS = (("display_pub", "publish", "display"), ("displayhook", "write_format_data", "cell result"))
+def stamped(metadata: Any, reference: str, kernel: str) -> dict[str, Any]:
+    """A copy of an output's metadata with the stamp the JupyterLab extension reads (the caller's dict is
+    left alone).
+
+    Examples
+    --------
+    >>> stamped({"image/png": {"width": 300}}, "@3:1", "k-1")
+    {'image/png': {'width': 300}, 'vision_magic': {'ref': '@3:1', 'kernel': 'k-1'}}
+    >>> stamped(None, "@3:1", "k-1")
+    {'vision_magic': {'ref': '@3:1', 'kernel': 'k-1'}}
+    """
+    merged = dict(metadata) if isinstance(metadata, dict) else {}
+    merged["vision_magic"] = {"ref": reference, "kernel": kernel}
+    return merged
+
+
+def _kernel_session(owner: Any) -> str | None:
+    """The session id of the Jupyter kernel whose publisher ``owner`` is (the ``session`` of every message
+    it sends), or None outside a kernel."""
+    session = getattr(getattr(owner, "session", None), "session", None)
+    return session if isinstance(session, str) and session else None
+
+
+# (shell attribute, method, where the image was shown, the method's metadata argument)
+_TARGETS = (
+    ("display_pub", "publish", "display", "metadata"),
+    ("displayhook", "write_format_data", "cell result", "md_dict"),
+)
 
 
 class _Capture:
@@ -108,7 +145,7 @@ def install(shell: Any) -> None:
     if capture is None:
         capture = _captures[shell] = _Capture()
     capture.enabled = True
-    for owner_name, method, where in _TARGETS:
+    for owner_name, method, where, metadata_name in _TARGETS:
         owner = getattr(shell, owner_name, None)
         if owner is None or not hasattr(owner, method):
             continue
@@ -117,11 +154,23 @@ def install(shell: Any) -> None:
         original = getattr(owner, method)
 
         def wrapper(
-            data: Any, *args: Any, _original: Any = original, _where: str = where, **kwargs: Any
+            data: Any,
+            *args: Any,
+            _original: Any = original,
+            _where: str = where,
+            _metadata: str = metadata_name,
+            _owner: Any = owner,
+            **kwargs: Any,
         ) -> Any:
             if capture.enabled:
                 display_id = (kwargs.get("transient") or {}).get("display_id")
-                remember(data, _where, display_id=display_id, update=bool(kwargs.get("update")))
+                reference = remember(data, _where, display_id=display_id, update=bool(kwargs.get("update")))
+                kernel = _kernel_session(_owner) if reference else None
+                if reference and kernel:
+                    if args:
+                        args = (stamped(args[0], reference, kernel), *args[1:])
+                    else:
+                        kwargs[_metadata] = stamped(kwargs.get(_metadata), reference, kernel)
             return _original(data, *args, **kwargs)
 
         capture.wrapped.append((owner, method, original, method in vars(owner), wrapper))

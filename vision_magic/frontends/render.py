@@ -131,17 +131,26 @@ def elide_request(body: dict[str, Any]) -> dict[str, Any]:
     ...       "image_url": {"url": "data:image/png;base64," + "A" * 4000}}]}]}
     >>> elide_request(b)["messages"][0]["content"][0]["image_url"]["url"]
     'data:image/png;base64,<4000 base64 chars elided>'
+    >>> r = {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}]}
+    >>> elide_request(r)["input"][0]["content"][0]["image_url"]
+    'data:image/png;base64,<4 base64 chars elided>'
     """
     out = copy.deepcopy(body)
-    for msg in out.get("messages", []):
-        content = msg.get("content")
+    messages = out.get("messages", []) + (out["input"] if isinstance(out.get("input"), list) else [])
+    for msg in messages:  # Chat Completions messages, or Responses API input items
+        content = msg.get("content") if isinstance(msg, dict) else None
         if not isinstance(content, list):
             continue
         for part in content:
-            url = part.get("image_url", {}).get("url", "") if isinstance(part, dict) else ""
-            if url.startswith("data:"):
+            if not isinstance(part, dict):
+                continue
+            holder, key = (
+                (part["image_url"], "url") if isinstance(part.get("image_url"), dict) else (part, "image_url")
+            )
+            url = holder.get(key)
+            if isinstance(url, str) and url.startswith("data:"):
                 head, _, payload = url.partition(",")
-                part["image_url"]["url"] = f"{head},<{len(payload)} base64 chars elided>"
+                holder[key] = f"{head},<{len(payload)} base64 chars elided>"
     return out
 
 

@@ -53,6 +53,8 @@ class ImageOptions:
     jpeg_quality: int = 85
     max_pixels: int = MAX_PIXELS
     webp: bool = True  # graphics as lossless WEBP when smaller than PNG (off for servers that reject WEBP)
+    # the MIME types the server decodes: a file in any other (judged by its bytes) is re-encoded as PNG/JPEG
+    formats: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_request_bytes: int = MAX_REQUEST_BYTES
     # x0, y0, x1, y1 in the upright image: pixels, or fractions when all four are <= 1
@@ -425,7 +427,9 @@ def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None)
     region = _box_size(box) if box else upright
     target = used_size(*region, options.profile, options.detail) if options.resize else region
     try:
-        out = None if box else _passthrough(data, img, mime, target, orientation)
+        out = (
+            None if box or mime not in options.formats else _passthrough(data, img, mime, target, orientation)
+        )
         if out is not None and len(out) > options.max_image_bytes:
             out = None  # too big to send as it is: decode and shrink
         if out is not None and mime == "image/png" and options.webp and len(out) > _WEBP_MIN_BYTES:
@@ -580,6 +584,7 @@ def encode_pixels(
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         notes.append(f"resized {size[0]}x{size[1]} -> {target[0]}x{target[1]}")
     photo = looks_like_photo(img) if photo is None else photo
+    photo = photo or "image/png" not in options.formats  # a server without PNG
     out, mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
     img, out, mime = fit_bytes(
         img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
