@@ -495,3 +495,27 @@ def test_an_axes_keeps_its_colorbar_and_twin_and_works_inside_a_subfigure(openai
     assert (0, 160, 0) not in colours(img), "not the other subfigure's Axes"
     assert img.width > own.width + 40, "the twin's label and the colorbar are in"
     plt.close(fig)
+
+
+def test_zoom_captions_go_before_their_tiles_with_the_responses_api(openai_env):
+    from vision_magic.engine.session import settings
+
+    cfg = settings()
+    saved = cfg.api
+    cfg.api = "responses"
+    try:
+        vision_magic.ask("Read it.", fine_print(3000, 2000), zoom=2, display=False, cache=False)
+    finally:
+        cfg.api = saved
+    request = openai_env.requests[-1]
+    assert request.path == "/v1/responses"
+    kinds = [(p["type"], p.get("text", "")[:7]) for p in request.body["input"][0]["content"]]
+    assert kinds == [
+        ("input_text", "Read it"),
+        ("input_text", "overvie"),
+        ("input_image", ""),
+        ("input_text", "tile 1 "),
+        ("input_image", ""),
+        ("input_text", "tile 2 "),
+        ("input_image", ""),
+    ]
