@@ -1,10 +1,20 @@
-"""Cold start: what importing the package, ``%load_ext`` and the first dry-run cell cost in a fresh process.
+"""Cold start: what importing the package, ``%load_ext`` and the first dry-run cell cost in a fresh process;
+and ``%load_ext`` plus the first *answered* cell against a bare ``openai`` request made the same way.
 
 Each step is timed inside a new Python process (median of ``--runs``), so nothing is cached between runs
 but the operating system's file cache. ``--against DIR`` times another checkout of the project the same way,
 in turns (this tree, that tree, this tree, ...), and prints the ratio this / that per step.
 
-Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--against ../other-checkout]``; prints a table.
+The answered-cell comparison (issue 15: at most 1.2x) runs both in a fresh process with an IPython shell
+already made, against the test server (``fake_openai``) on 127.0.0.1, in turns:
+
+- vision_magic: ``%load_ext vision_magic`` then ``%%ask_image path`` / ``What is this?`` (streamed,
+  answered, rendered);
+- bare: one cell that imports ``openai``, base64-encodes the same file into a data URL and streams the same
+  question with ``client.chat.completions.create`` (import time included in both).
+
+Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--against ../other-checkout] [--only-answered]``;
+prints tables.
 """
 
 from __future__ import annotations
@@ -44,6 +54,34 @@ print(json.dumps({"import vision_magic": t1 - t0, "%load_ext vision_magic": t3 -
 
 STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --dry-run cell")
 
+# The first answered cell, and the same question asked with the bare SDK: a fresh process each, the shell made
+# before the clock starts; prints one JSON line {"seconds": ...}.
+ANSWERED = r'''
+import json, sys, time
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.user_ns["path"] = sys.argv[1]
+BARE = """
+import base64, openai
+client = openai.OpenAI()
+with open(path, "rb") as f:
+    url = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
+    {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+print(text)
+"""
+t0 = time.perf_counter()
+if sys.argv[2] == "vision_magic":
+    ip.run_line_magic("load_ext", "vision_magic")
+    result = ip.run_cell("%%ask_image path\nWhat is this?")
+else:
+    result = ip.run_cell(BARE)
+t1 = time.perf_counter()
+assert result.error_in_exec is None, result.error_in_exec
+print(json.dumps({"seconds": t1 - t0}))
+'''
+
 
 def probe(tree: Path, image: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg"}
@@ -63,10 +101,53 @@ def probe(tree: Path, image: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def answered(tree: Path, image: Path, way: str, base_url: str) -> float:
+    """Seconds of one first answered cell (``way``: "vision_magic" or "bare") in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg", "OPENAI_BASE_URL": base_url}
+    env["OPENAI_API_KEY"] = "sk-bench-not-a-real-key"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory() as cache:
+        env["VISION_MAGIC_CACHE_DIR"] = cache
+        out = subprocess.run(
+            [sys.executable, "-c", ANSWERED, str(image), way],
+            env=env,
+            cwd=cache,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def answered_table(image: Path, runs: int) -> None:
+    """The first answered cell against the bare SDK request, in turns, with the ratio."""
+    sys.path.insert(0, str(ROOT))
+    from fake_openai import OpenAIServer
+
+    ways = ("vision_magic", "bare")
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    with OpenAIServer() as server:
+        for way in ways:
+            answered(ROOT, image, way, server.base_url)  # warm-up: file cache, .pyc files
+        for _ in range(runs):
+            for way in ways:
+                times[way].append(answered(ROOT, image, way, server.base_url) * 1000)
+    vm, bare = (statistics.median(times[way]) for way in ways)
+    print()
+    print(f"| first answered cell (fresh process, median of {runs}) | ms |")
+    print("|---|---|")
+    print(f"| `%load_ext vision_magic` + `%%ask_image path` (streamed, rendered) | {vm:.1f} |")
+    print(f"| bare: `import openai` + data URL + streamed `chat.completions.create` | {bare:.1f} |")
+    print(f"| ratio vision_magic / bare (target <= 1.2) | {vm / bare:.2f}x |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--against", type=Path, help="another checkout of the project to time the same way")
+    parser.add_argument(
+        "--only-answered", action="store_true", help="only the first answered cell against the bare SDK"
+    )
     args = parser.parse_args(argv)
     from PIL import Image
 
@@ -76,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "photo.png"
         Image.new("RGB", (1600, 1200), "teal").save(image)
+        if args.only_answered:
+            answered_table(image, args.runs)
+            return 0
         for _name, tree in trees:
             probe(tree, image)  # warm-up: the file cache, .pyc files
         for _ in range(args.runs):
@@ -98,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(row) + " |")
     for name, _ in trees:
         print(f"{name}: heavy modules loaded by `import vision_magic`: {heavy[name] or 'none'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "photo.png"
+        Image.new("RGB", (1600, 1200), "teal").save(image)
+        answered_table(image, args.runs)
     return 0
 
 

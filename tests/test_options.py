@@ -33,6 +33,8 @@ SAMPLES = {
         "--schema colour_schema",
     ),
     "via": ("batch", "--batch"),
+    "crop": ("0,0,0.5,0.5", "--crop 0,0,0.5,0.5"),
+    "zoom": (4, "--zoom 4"),
 }
 MAGIC_VALUE = {"system": "Brief."}  # the line's value where it differs from the Python one
 
@@ -153,7 +155,9 @@ def test_options_shape_the_request_body(openai_env, red):
 
 
 def test_an_unknown_option_is_one_line_naming_the_valid_ones(red):
-    with pytest.raises(TypeError, match=r"unexpected option 'colour': use cache, detail, .*temperature"):
+    with pytest.raises(
+        TypeError, match=r"unexpected option 'colour': use cache, crop, detail, .*temperature, via, zoom"
+    ):
         vision_magic.ask("What?", red, colour="red")
     with pytest.raises(TypeError, match="unexpected option"):
         vision_magic.ask_many("What?", [red], colour="red")

@@ -42,6 +42,7 @@ __all__ = [
     "load_ipython_extension",
     "models",
     "read_batch_output",
+    "region",
     "replay_from",
     "settings",
     "unload_ipython_extension",
@@ -74,6 +75,8 @@ _LAZY = {
     "estimate": "engine.estimate",
     "replay_from": "engine.recordings",
     "models": "engine.server_models",
+    "region": "images.resolve",
+    "Region": "images.resolve",
     "Estimate": "engine.estimate",
     "ModelProfile": "images.profiles",
     "PROFILES": "images.profiles",
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
     from .errors import SourceError, SourceErrors, VisionMagicError
     from .frontends.api import ask, chat
     from .images.encode import PreparedImage
+    from .images.resolve import region
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..images.encode import PreparedImage, human_bytes
 from ..images.profiles import ModelProfile
+from ..images.zoom import zoom_summary
 from .options import AskOptions, with_option_keywords
 
 # Without a tokenizer (tiktoken is optional and not required) text is counted at ~4 characters a token.
@@ -231,7 +232,11 @@ def from_prepared(
     links = [img.source for img in images if img.tokens is None]
     if links:
         notes.append(f"{len(links)} link(s) fetched by the server: their size and tokens are unknown here")
-    tokens = text_tokens(prompt + (options.system or "")) + MESSAGE_OVERHEAD
+    zoomed = zoom_summary(prepared)
+    if zoomed:
+        notes.append(zoomed)
+    captions = "".join(img.caption or "" for img in prepared)  # a zoom's tile captions are text sent too
+    tokens = text_tokens(prompt + (options.system or "") + captions) + MESSAGE_OVERHEAD
     notes.append("text tokens approximated at 4 characters a token")
     factor = profile.batch_price if options.batch else 1.0
     if options.batch and profile.price_in is not None:

@@ -35,7 +35,7 @@ class AskOptions:
     >>> AskOptions.from_kwargs(colour="red")
     Traceback (most recent call last):
     ...
-    TypeError: unexpected option 'colour': use cache, detail, dry_run, json_mode, max_tokens, model, refresh, resize, schema, seed, stream, system, temperature, via
+    TypeError: unexpected option 'colour': use cache, crop, detail, dry_run, json_mode, max_tokens, model, refresh, resize, schema, seed, stream, system, temperature, via, zoom
     """
 
     model: str | None = None
@@ -52,6 +52,8 @@ class AskOptions:
     json_mode: bool = False
     schema: Any = None  # a pydantic model class or a JSON schema dict: structured outputs
     via: str | None = None  # "batch": ask_many hands the work to the Batch API; None / "live": sent now
+    crop: Any = None  # "x0,y0,x1,y1" or four numbers (pixels, or fractions when all <= 1), for every image
+    zoom: bool | int | None = None  # True or the most tiles: overview + full-resolution tiles for fine print
 
     @classmethod
     def names(cls) -> list[str]:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError, SourceErrors, VisionMagicError, warn
-from ..images.encode import ImageOptions, PreparedImage, prepare_bytes
+from ..images.encode import ImageOptions, PreparedImage
 from ..images.memo import remember_prepared
 from ..images.profiles import ModelProfile, profile_for
+from ..images.regions import max_tiles_of, parse_crop
 from ..images.resolve import prepare_sources
+from ..images.zoom import zoom_summary
 from . import structured
 from .config import VisionMagic
 from .endpoints import Endpoint, endpoint_for, link_handler, resolve_base_url
@@ -73,7 +75,14 @@ def image_options(
     """The model profile and image options for resolved ``options``; ``formats`` are the MIME types the
     server decodes (None: every format the API takes; ``webp=False``, the older way to say it: all but WEBP).
 
-    Raises a one-line error for ``detail="original"`` on a model family that has no such level.
+    Raises a one-line error for ``detail="original"`` on a model family that has no such level, for a crop
+    that is not four numbers and for a zoom that is not True or a number of tiles.
+
+    Examples
+    --------
+    >>> from vision_magic.engine.config import VisionMagic
+    >>> image_options(AskOptions(crop="0,0,0.5,0.5", zoom=True), VisionMagic(model="gpt-4o"))[1].zoom
+    12
     """
     model = options.model or cfg.model
     detail = options.detail or cfg.detail
@@ -90,6 +99,8 @@ def image_options(
         detail=detail,
         resize=cfg.resize if options.resize is None else options.resize,
         jpeg_quality=cfg.jpeg_quality,
+        crop=None if options.crop is None else parse_crop(options.crop),
+        zoom=max_tiles_of(options.zoom),
         **({} if formats is None else {"webp": "image/webp" in formats, "formats": tuple(formats)}),
     )
     return profile, image
@@ -119,14 +130,13 @@ def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] 
 def default_images(options: ImageOptions) -> list[PreparedImage]:
     """With no sources: the most recent image the notebook showed, or the open matplotlib figure."""
     from ..images.figures import current_figure
-    from ..images.resolve import prepare_figure
 
     shown = current().last_shown
     if shown is not None:
-        return [prepare_bytes(shown[1], shown[0], options)]
+        return prepare_sources([shown[1]], options, labels=[shown[0]])
     fig = current_figure()
     if fig is not None:
-        return [prepare_figure(fig, "the current matplotlib figure", options)]
+        return prepare_sources([fig], options, labels=["the current matplotlib figure"])
     raise SourceErrors(
         [
             SourceError(
@@ -181,12 +191,15 @@ def build_question(
         text = structured.schema_prompt(prompt, options.schema)
     elif options.json_mode and options.schema is None:
         text = structured.json_prompt(prompt)
-    messages = build_messages(text, [img.part() for img in images], options.system or "")
+    messages = build_messages(text, [part for img in images for part in img.parts()], options.system or "")
     messages[-1:-1] = list(history or [])
     body = build_request(messages, options, endpoint, response_format)
     model = options.model or ""
     notes = [] if profile.known else [f"{model} is not in the model table: token counts use gpt-4o's rule"]
     notes += _too_many_images(images, endpoint, options)
+    zoomed = zoom_summary(images)
+    if zoomed:
+        notes.append(zoomed)
     if endpoint.api == "responses":
         notes.append("sent to /v1/responses as input_text/input_image parts (%config VisionMagic.api)")
     return Question(prompt, images, options, profile, body, endpoint, cfg, notes)
@@ -200,6 +213,7 @@ def _too_many_images(images: list[PreparedImage], endpoint: Endpoint, options: A
         raise VisionMagicError(
             f"{n} images in one request, but {endpoint.name or endpoint.base_url} takes at most "
             f"{endpoint.max_images}: ask about each image with --each (vision_magic.ask_many), or fewer at a time"
+            + (", or allow fewer zoom tiles (--zoom N, zoom=N)" if any(img.tile for img in images) else "")
         )
     if n <= MANY_IMAGES:
         return []

@@ -26,6 +26,7 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
     >>> expand_sources(["a.png", "https://example.org/b.png"])[1]
     ('https://example.org/b.png', 'https://example.org/b.png')
     """
+    from ..images.regions import split_crop
     from ..images.resolve import labelled_files
 
     if type(sources).__name__ == "DataFrame":
@@ -48,6 +49,8 @@ def expand_sources(sources: Any) -> list[tuple[str, Any]]:
         try:
             return [(label, p) for p, label in labelled_files(text, text)]
         except SourceError as e:
+            if split_crop(text) is not None:
+                return [(text, text)]  # `scan.png[0,0,0.5,0.5]`: one part of one file, read by the converter
             return [(text, e)]
     if (
         isinstance(sources, Iterable)

@@ -28,11 +28,12 @@ def split_line(
     line: str,
     takes_value: Iterable[str],
     is_source: Callable[[str], bool],
+    takes_number: Iterable[str] = (),
 ) -> tuple[str, str]:
     """``(head, question)``: the flags and sources at the start of ``line``, and the rest as it was typed.
 
-    ``takes_value`` are the flags followed by a value (``-m gpt-4o``); ``is_source(token)`` says whether a
-    token names an image.
+    ``takes_value`` are the flags followed by a value (``-m gpt-4o``), ``takes_number`` those that may be
+    followed by a whole number (``--zoom 6``); ``is_source(token)`` says whether a token names an image.
 
     Examples
     --------
@@ -42,23 +43,30 @@ def split_line(
     ('fig', 'fig or table?')
     >>> split_line("missing.png -- What is it?", set(), lambda t: False)
     ('missing.png', 'What is it?')
+    >>> split_line("t.png --zoom 6 What does it say?", set(), lambda t: t == "t.png", {"--zoom"})
+    ('t.png --zoom 6', 'What does it say?')
     """
     separator = re.search(r"(?:^|\s)--(?:\s|$)", line)
     if separator is not None:  # everything before it is flags and sources, whatever they look like
         return line[: separator.start()].strip(), line[separator.end() :].strip()
-    return _scan(line, set(takes_value), is_source)
+    return _scan(line, set(takes_value), is_source, set(takes_number))
 
 
-def _scan(line: str, takes_value: set[str], is_source: Callable[[str], bool]) -> tuple[str, str]:
-    expect_value = False
+def _scan(
+    line: str, takes_value: set[str], is_source: Callable[[str], bool], takes_number: set[str]
+) -> tuple[str, str]:
+    expect_value = expect_number = False
     for match in _TOKEN.finditer(line):
         token = match.group(0)
-        if expect_value:
-            expect_value = False
+        if expect_value or (expect_number and token.isdigit()):
+            expect_value = expect_number = False
         elif token.startswith("-") and len(token) > 1:
             expect_value = token in takes_value
+            expect_number = token in takes_number
         elif not is_source(token):
             return line[: match.start()].strip(), line[match.start() :].strip()
+        else:
+            expect_number = False
     return line.strip(), ""
 
 

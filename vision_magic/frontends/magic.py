@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import keyword
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..engine.options import AskOptions
 from ..errors import BatchInterrupted, SourceError, VisionMagicError
 from .line_magic import looks_like_source, split_line
 from .magic_arguments import (
+    FLAGS_WITH_OPTIONAL_NUMBER,
     FLAGS_WITH_VALUES,
     ask_image_arguments,
     options_from_args,
@@ -53,6 +55,35 @@ def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None)
                 return token  # `chart.png` and no `chart` variable: a path, reported as not found later
             raise SourceError(token, "no variable of that name in the notebook, and no such file") from None
         raise SourceError(token, f"{type(e).__name__}: {e} (and no file of that name exists)") from None
+
+
+def resolve_source(token: str, namespace: dict[str, Any], cwd: str | None = None) -> Any:
+    """:func:`resolve_token`, plus a crop of one source: ``name[x0,y0,x1,y1]`` (four numbers in brackets at
+    the end of the token) is the part of ``name`` in that box.
+
+    Precedence: a token that names an existing file (or a glob that matches files) is that path, even if it
+    ends in brackets; otherwise trailing ``[x0,y0,x1,y1]`` is a crop, and the rest is resolved as any token
+    (a variable, an expression, a path, a URL). Glob classes like ``img[0-9].png`` and subscripts like
+    ``imgs[0]`` are never four comma-separated numbers, so they mean what they meant before.
+
+    Examples
+    --------
+    >>> resolve_source("fig[0,0,0.5,0.5]", {"fig": 3})
+    <Region 0,0,0.5,0.5 of int>
+    >>> resolve_source("plot.png[0,0,100,80]", {})  # a path: the converter reads the crop off the path
+    'plot.png[0,0,100,80]'
+    """
+    from ..images.regions import split_crop
+
+    split = split_crop(token)
+    if split is None or (Path(cwd or ".") / Path(token).expanduser()).exists() or glob.glob(token):
+        return resolve_token(token, namespace, cwd)
+    value = resolve_token(split[0], namespace, cwd)
+    if value == split[0]:
+        return token  # a path or URL: the converter reads the crop (and labels the part) itself
+    from ..images.resolve import Region
+
+    return Region(value, split[1])
 
 
 @magics_class
@@ -120,6 +151,21 @@ class AskImageMagics(Magics):
 
         (the models the server offers, those known to take images marked)
 
+            %%ask_image fig.axes[3]
+            What does this subplot show? (only that Axes is sent: its title, ticks, labels and legend)
+
+            %%ask_image table.png --zoom --cost
+            What would reading the fine print cost? (an overview plus full-resolution tiles; nothing is sent)
+
+            %%ask_image table.png --zoom 6
+            What is the total in the last row?
+
+            %%ask_image scan.png --crop 0,0,0.5,0.25
+            What is written in the top-left corner? (pixels, or fractions when all are <= 1)
+
+            %%ask_image before.png[0,0,800,600] after.png
+            What changed in this corner?
+
             %%ask_image --replay-from lesson.ipynb
 
         (loads the answers recorded in a saved notebook; re-running its cells replays them, sending nothing)
@@ -131,7 +177,7 @@ class AskImageMagics(Magics):
         bypasses; ``vision_magic.cache.stats()``); ``vision_magic.chat(NAME)`` holds a thread's turns.
         """
         if cell is None:  # %ask_image SOURCES... QUESTION
-            line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source)
+            line, cell = split_line(line, FLAGS_WITH_VALUES, self._is_source, FLAGS_WITH_OPTIONAL_NUMBER)
         args = read_line(self.ask_image, line)
         args.schema = resolve_schema(args.schema, self.shell.user_ns)
         sources = [self._resolve(token) for token in args.sources]
@@ -151,11 +197,11 @@ class AskImageMagics(Magics):
             self.shell.user_ns[args.out] = result
 
     def _is_source(self, token: str) -> bool:
-        return looks_like_source(token, self.shell.user_ns, lambda t: resolve_token(t, self.shell.user_ns))
+        return looks_like_source(token, self.shell.user_ns, lambda t: resolve_source(t, self.shell.user_ns))
 
     def _resolve(self, token: str) -> Any:
         try:
-            return resolve_token(token, self.shell.user_ns)
+            return resolve_source(token, self.shell.user_ns)
         except SourceError as e:
             from ..images.resolve import BadSource
 

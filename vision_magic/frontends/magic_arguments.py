@@ -7,6 +7,7 @@ every :class:`AskOptions` field is in one of the two).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..engine.options import AskOptions
 from ..errors import VisionMagicError
+
+ZOOM_ON = "on"  # ``--zoom`` given without a number
 
 # option field -> its value from the parsed line (None: not given, so %config decides)
 OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
@@ -32,6 +35,8 @@ OPTION_FLAGS: dict[str, Callable[[Any], Any]] = {
     "json_mode": lambda a: a.json,
     "schema": lambda a: getattr(a, "schema", None),  # the object the name stands for (resolve_schema)
     "via": lambda a: "batch" if a.batch else None,
+    "crop": lambda a: a.crop,
+    "zoom": lambda a: zoom_value(a.zoom),
 }
 NOT_ON_THE_LINE: dict[str, str] = {}
 
@@ -70,6 +75,20 @@ _ARGUMENTS = [
         help="List the models the server offers, marking those known to take images; asks nothing.",
     ),
     argument(
+        "--crop",
+        metavar="X0,Y0,X1,Y1",
+        help="Send only this part of every image (pixels, or fractions when all are <= 1), cut before "
+        "resizing. One source only: name[X0,Y0,X1,Y1].",
+    ),
+    argument(
+        "--zoom",
+        nargs="?",
+        const=ZOOM_ON,
+        metavar="N",
+        help="Fine print: when the model would shrink an image more than 1.5x, also send tiles it sees at full "
+        "resolution, each labelled with its place (at most N tiles, default 12).",
+    ),
+    argument(
         "--continue",
         dest="follow_up",
         action="store_true",
@@ -98,10 +117,30 @@ _ARGUMENTS = [
 FLAGS_WITH_VALUES = frozenset(
     name
     for deco in _ARGUMENTS
-    if deco.kwds.get("action") not in ("store_true", "store_false")
+    if deco.kwds.get("action") not in ("store_true", "store_false") and deco.kwds.get("nargs") != "?"
     for name in deco.args
     if name.startswith("-")
 )
+# flags whose value is optional and a whole number (``--zoom`` or ``--zoom 6``)
+FLAGS_WITH_OPTIONAL_NUMBER = frozenset({"--zoom"})
+
+
+def zoom_value(value: str | None) -> bool | int | None:
+    """``--zoom`` alone is True (at most 12 tiles), ``--zoom N`` is N; a value that is not a number is a
+    one-line error.
+
+    Examples
+    --------
+    >>> zoom_value(None), zoom_value(ZOOM_ON), zoom_value("6")
+    (None, True, 6)
+    """
+    if value is None:
+        return None
+    if value == ZOOM_ON:
+        return True
+    if not value.isdigit():
+        raise VisionMagicError(f"--zoom {value}: give the most tiles to send as a number, e.g. --zoom 6")
+    return int(value)
 
 
 def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,6 +153,8 @@ def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
 def read_line(magic: Callable[..., Any], line: str) -> Any:
     """The parsed line: quotes taken off tokens, ``--out`` checked; an unreadable line is a one-line
     ``UsageError``."""
+    # `--zoom photo.png`: the value is optional, so a word after it that is not a number is a source
+    line = re.sub(r"(?<!\S)--zoom(?=\s*$|\s+(?!\d+(?:\s|$))\S)", f"--zoom={ZOOM_ON}", line)
     try:
         args = parse_argstring(magic, line)
     except ValueError as e:  # shlex: "No closing quotation"
@@ -167,7 +208,7 @@ def options_from_args(args: Any) -> AskOptions:
     >>> from types import SimpleNamespace as NS
     >>> line = dict(model="gpt-4o-mini", detail=None, system=None, max_tokens=None, temperature=None, seed=None,
     ...             no_stream=True, no_resize=False, dry_run=False, no_cache=False, refresh=False, json=False,
-    ...             batch=False)
+    ...             batch=False, crop=None, zoom=None)
     >>> options_from_args(NS(**line)).given()
     {'model': 'gpt-4o-mini', 'stream': False}
     """

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import SourceError
 from .profiles import DEFAULT_PROFILE, ModelProfile, image_tokens, used_size
+from .regions import crop_box, format_crop
 from .sniff import API_MIMES, is_complete, sniff_mime, strip_jpeg, strip_png
 
 MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshold (2 x MAX_IMAGE_PIXELS)
@@ -56,6 +57,9 @@ class ImageOptions:
     formats: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_request_bytes: int = MAX_REQUEST_BYTES
+    # x0, y0, x1, y1 in the upright image: pixels, or fractions when all four are <= 1
+    crop: tuple[float, float, float, float] | None = None
+    zoom: int = 0  # the most tiles a zoom sends (0: no zoom); see vision_magic.images.zoom
 
 
 @dataclass(repr=False)
@@ -77,6 +81,9 @@ class PreparedImage:
     tokens: int | None = None
     notes: list[str] = field(default_factory=list)
     data: bytes | None = None
+    # text sent just before the image (a zoom's overview and tiles say what they are)
+    caption: str | None = None
+    tile: tuple[int, int] | None = None  # (k, n): tile k of a zoom's n tiles; (0, n) for its overview
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -86,6 +93,11 @@ class PreparedImage:
     def part(self) -> dict[str, Any]:
         """The Chat Completions content part for this image."""
         return {"type": "image_url", "image_url": {"url": self.url, "detail": self.detail}}
+
+    def parts(self) -> list[dict[str, Any]]:
+        """The content parts for this image: its caption (a text part) when it has one, then the image."""
+        text = [{"type": "text", "text": self.caption}] if self.caption else []
+        return [*text, self.part()]
 
     @property
     def is_link(self) -> bool:
@@ -305,10 +317,15 @@ def encode(img: Any, *, photo: bool, quality: int = 85, webp: bool = False) -> t
     if photo:
         img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False)
         return buf.getvalue(), "image/jpeg"
+    alt = _lossless_webp(img) if webp and _webp_first(img) else None
+    if alt is not None and len(alt) > _WEBP_SKIP_PNG_BYTES:
+        # Graphics this large: fast lossless WEBP is far smaller than PNG (2-3x on screenshots and plots), so
+        # the PNG is not even made (it would cost more time than the WEBP itself).
+        return alt, "image/webp"
     img.save(buf, format="PNG", compress_level=6)
     png = buf.getvalue()
     if webp and len(png) > _WEBP_MIN_BYTES:
-        alt = _lossless_webp(img)
+        alt = alt or _lossless_webp(img)
         if alt is not None and len(alt) < len(png) * 0.9:
             return alt, "image/webp"
     return png, "image/png"
@@ -316,6 +333,18 @@ def encode(img: Any, *, photo: bool, quality: int = 85, webp: bool = False) -> t
 
 # PNG is the most widely accepted format: switch to WEBP only where it saves something worth having.
 _WEBP_MIN_BYTES = 8192
+_WEBP_SKIP_PNG_BYTES = 32768
+
+
+def _webp_first(img: Any) -> bool:
+    """Whether a graphic is large and busy enough (text, lines, antialiasing) for its PNG to be big: then
+    lossless WEBP is made first. Small or flat ones get PNG first, which is often small enough to keep."""
+    from PIL import Image
+
+    if img.width * img.height < 512 * 512:
+        return False
+    sample = img.resize((min(64, img.width), min(64, img.height)), Image.Resampling.NEAREST)
+    return sample.getcolors(maxcolors=32) is None  # more than 32 colours in a 64x64 sample
 
 
 def _lossless_webp(img: Any) -> bytes | None:
@@ -323,9 +352,14 @@ def _lossless_webp(img: Any) -> bytes | None:
         return None
     buf = io.BytesIO()
     try:
-        # method 2: within a few percent of the smallest lossless size at a fraction of method 6's time
-        img.save(buf, format="WEBP", lossless=True, method=2, exact=True)
-    except (OSError, ValueError, KeyError):  # a Pillow built without WEBP
+        # Registers WEBP alone: saving a format Pillow has not loaded yet would import all of its ~40 plugins
+        # first (~100 ms on the first image of a session; bench/cold_start.py).
+        from PIL import WebPImagePlugin  # noqa: F401
+
+        # method 0: 5-7x faster than method 2 (30 ms against 190 ms for a 1365x768 screenshot) for files
+        # about a third larger, still 2-3x smaller than PNG; preparing fast matters more (bench/prepare.py)
+        img.save(buf, format="WEBP", lossless=True, method=0, exact=True)
+    except (ImportError, OSError, ValueError, KeyError):  # a Pillow built without WEBP
         return None
     return buf.getvalue()
 
@@ -389,19 +423,30 @@ def prepare_bytes(data: bytes, source: str, options: ImageOptions | None = None)
     mime = sniff_mime(data) or _pil_mime(img)
     orientation = _orientation(img)
     upright = _upright(img.size, orientation)
-    target = used_size(*upright, options.profile, options.detail) if options.resize else upright
+    box = crop_box(options.crop, upright, source) if options.crop else None
+    region = _box_size(box) if box else upright
+    target = used_size(*region, options.profile, options.detail) if options.resize else region
     try:
-        out = _passthrough(data, img, mime, target, orientation) if mime in options.formats else None
+        out = (
+            None if box or mime not in options.formats else _passthrough(data, img, mime, target, orientation)
+        )
         if out is not None and len(out) > options.max_image_bytes:
             out = None  # too big to send as it is: decode and shrink
         if out is not None and mime == "image/png" and options.webp and len(out) > _WEBP_MIN_BYTES:
             out, mime = _smaller_lossless(img, out)
         if out is not None:
             return _finish(source, out, mime, target, upright, options, [])
-        if mime == "image/jpeg" and target != upright:
-            # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation).
-            img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(target, orientation))
-        return _pipeline(img, source, options, orientation, target, upright, photo=mime == "image/jpeg")
+        if mime == "image/jpeg" and target != region:
+            # Decode at 1/2, 1/4 or 1/8 scale, never below the size we resize to (in file orientation); with a
+            # crop, the whole image at the scale that leaves the cropped part at least that size.
+            need = (
+                math.ceil(target[0] * upright[0] / region[0]),
+                math.ceil(target[1] * upright[1] / region[1]),
+            )
+            img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", _upright(need, orientation))
+        return _pipeline(
+            img, source, options, orientation, target, upright, photo=mime == "image/jpeg", box=box
+        )
     except SourceError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -423,12 +468,75 @@ def _pipeline(
     upright: tuple[int, int],
     *,
     photo: bool = False,
+    box: tuple[int, int, int, int] | None = None,
 ) -> PreparedImage:
-    """The one decode-to-wire path: first frame, upright, display mode, resized to ``target``, encoded by
-    content (JPEG for photos, PNG or lossless WEBP for graphics), shrunk to the byte limit."""
-    from PIL import Image, ImageOps
-
+    """The one decode-to-wire path: first frame, upright, cropped to ``box`` (upright pixels of the full
+    image), display mode, resized to ``target``, encoded by content (JPEG for photos, PNG or lossless WEBP for
+    graphics), shrunk to the byte limit."""
     notes: list[str] = []
+    img = upright_pixels(img, source, orientation, notes, box=box, full_size=upright)
+    region = _box_size(box) if box else upright
+    return encode_pixels(
+        img, source, options, upright, notes, photo=photo or None, target=target, from_size=region
+    )
+
+
+def full_pixels(obj: Any, source: str, options: ImageOptions) -> tuple[Any, list[str], tuple[int, int], bool]:
+    """Encoded bytes or a PIL image at full resolution, upright, cropped to ``options.crop``, in RGB or L:
+    ``(pixels, notes, upright size before the crop, whether it came as a JPEG)``. For zooming, which needs
+    every pixel (no draft decoding).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> pixels, notes, size, jpeg = full_pixels(Image.new("RGB", (60, 40)), "a", ImageOptions(crop=(0, 0, 0.5, 1)))
+    >>> pixels.size, size, jpeg
+    ((30, 40), (60, 40), False)
+    """
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        data = bytes(obj)
+        img = _open(data, source, options.max_pixels)
+        jpeg = (sniff_mime(data) or _pil_mime(img)) == "image/jpeg"
+    else:
+        img, jpeg = obj, False
+    orientation = _orientation(img)
+    upright = _upright(img.size, orientation)
+    _check_pixels(upright, source, options.max_pixels)
+    box = crop_box(options.crop, upright, source) if options.crop else None
+    notes: list[str] = []
+    try:
+        return (
+            upright_pixels(img, source, orientation, notes, box=box, full_size=upright),
+            notes,
+            upright,
+            jpeg,
+        )
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise SourceError(source, f"corrupt image ({e})") from None
+
+
+def upright_pixels(
+    img: Any,
+    source: str,
+    orientation: int,
+    notes: list[str],
+    *,
+    box: tuple[int, int, int, int] | None = None,
+    full_size: tuple[int, int] | None = None,
+) -> Any:
+    """``img`` decoded as the model should see it, before any resize: its first frame, upright, cropped to
+    ``box`` (in pixels of the upright ``full_size``; scaled when ``img`` was draft-decoded smaller), in RGB or
+    L. What was done is added to ``notes``.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> notes = []
+    >>> upright_pixels(Image.new("RGBA", (40, 30)), "a", 1, notes, box=(0, 0, 20, 10)).size, notes
+    ((20, 10), ['cropped to 0,0,20,10 of 40x30', 'transparency composited on white'])
+    """
+    from PIL import ImageOps
+
     if getattr(img, "is_animated", False):
         notes.append(f"first of {getattr(img, 'n_frames', '?')} frames")
         img.seek(0)
@@ -436,16 +544,56 @@ def _pipeline(
     if orientation != 1:
         img = ImageOps.exif_transpose(img)
         notes.append(f"rotated upright (EXIF orientation {orientation})")
-    img = to_display_mode(img, notes)
+    if box is not None:
+        full = full_size or img.size
+        sx, sy = img.width / full[0], img.height / full[1]
+        scaled = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+        img = img.crop(scaled)
+        notes.append(f"cropped to {format_crop(box)} of {full[0]}x{full[1]}")
+    return to_display_mode(img, notes)
+
+
+def encode_pixels(
+    img: Any,
+    source: str,
+    options: ImageOptions,
+    original: tuple[int, int],
+    notes: list[str],
+    *,
+    photo: bool | None = None,
+    target: tuple[int, int] | None = None,
+    from_size: tuple[int, int] | None = None,
+) -> PreparedImage:
+    """Upright RGB or L pixels (see :func:`upright_pixels`) resized to ``target`` (default: the size the
+    model uses), encoded by content (``photo`` None: judged from the pixels) and shrunk to the byte limit.
+    ``original`` is the size reported as the image's own; ``from_size`` the size a resize note names (default:
+    the pixels' own, which is smaller when a JPEG was draft-decoded).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> encode_pixels(Image.new("RGB", (4000, 1000), "white"), "a", ImageOptions(), (4000, 1000), []).describe()
+    'a image/png 2048x512, 4 KB'
+    """
+    from PIL import Image
+
+    if target is None:
+        target = used_size(*img.size, options.profile, options.detail) if options.resize else img.size
     if img.size != target:
+        size = from_size or img.size
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        notes.append(f"resized {upright[0]}x{upright[1]} -> {target[0]}x{target[1]}")
-    photo = photo or looks_like_photo(img) or "image/png" not in options.formats  # a server without PNG
+        notes.append(f"resized {size[0]}x{size[1]} -> {target[0]}x{target[1]}")
+    photo = looks_like_photo(img) if photo is None else photo
+    photo = photo or "image/png" not in options.formats  # a server without PNG
     out, mime = encode(img, photo=photo, quality=options.jpeg_quality, webp=options.webp)
     img, out, mime = fit_bytes(
         img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
     )
-    return _finish(source, out, mime, img.size, upright, options, notes)
+    return _finish(source, out, mime, img.size, original, options, notes)
+
+
+def _box_size(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    return box[2] - box[0], box[3] - box[1]
 
 
 def _limit_name(options: ImageOptions) -> str:
@@ -477,8 +625,10 @@ def prepare_image(img: Any, source: str, options: ImageOptions | None = None) ->
     orientation = _orientation(img)
     upright = _upright(img.size, orientation)
     _check_pixels(upright, source, options.max_pixels)
-    target = used_size(*upright, options.profile, options.detail) if options.resize else upright
-    return _pipeline(img, source, options, orientation, target, upright)
+    box = crop_box(options.crop, upright, source) if options.crop else None
+    region = _box_size(box) if box else upright
+    target = used_size(*region, options.profile, options.detail) if options.resize else region
+    return _pipeline(img, source, options, orientation, target, upright, box=box)
 
 
 def fit_request(images: list[PreparedImage], options: ImageOptions) -> list[PreparedImage]:

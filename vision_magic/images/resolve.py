@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from .encode import (
     prepare_image,
     prepare_link,
 )
+from .regions import split_crop
 
 IMAGE_SUFFIXES = (
     ".png",
@@ -50,6 +52,51 @@ class BadSource:
 
     def __init__(self, error: SourceError) -> None:
         self.error = error
+
+
+class Region:
+    """Part of a source: ``box`` is ``(x0, y0, x1, y1)`` in the upright image, pixels or fractions when all
+    four are at most 1 (what ``name[x0,y0,x1,y1]`` on the magic line and ``vision_magic.region`` make). It
+    applies before resizing, instead of any crop given for the whole request.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> [(p.width, p.height) for p in prepare_sources([Region(Image.new("RGB", (400, 300)), (0, 0, 0.5, 0.5))])]
+    [(200, 150)]
+    """
+
+    def __init__(self, source: Any, box: Any) -> None:
+        from .regions import parse_crop
+
+        self.source = source
+        self.box = parse_crop(box)
+
+    def __repr__(self) -> str:
+        from .regions import format_crop
+
+        return f"<Region {format_crop(self.box)} of {type(self.source).__name__}>"
+
+
+def region(source: Any, box: Any) -> Region:
+    """Part of an image source for :func:`vision_magic.ask` and every other front end: ``box`` is
+    ``(x0, y0, x1, y1)`` or ``"x0,y0,x1,y1"`` in the upright image, in pixels (``x1``/``y1`` exclusive), or
+    fractions of the width and height when all four are at most 1. Applied before resizing; the same as
+    ``name[x0,y0,x1,y1]`` on the magic line. (``crop=`` crops every image of a request alike.)
+
+    Examples
+    --------
+    >>> import vision_magic
+    >>> from PIL import Image
+    >>> part = vision_magic.region(Image.new("RGB", (4000, 3000)), "0,0,0.25,0.5")
+    >>> [(p.width, p.height, p.notes[0]) for p in prepare_sources([part])]  # the 1000x1500 part, at the model's size
+    [(768, 1152, 'cropped to 0,0,1000,1500 of 4000x3000')]
+    >>> prepare_sources([vision_magic.region(Image.new("RGB", (40, 30)), (0, 0, 50, 10))])
+    Traceback (most recent call last):
+    ...
+    vision_magic.errors.SourceErrors: image 0: crop 0,0,50,10 is outside the 40x30 image (x1 50 > width 40); crop within 0,0,40,30 or give fractions 0..1 (nothing was sent)
+    """
+    return Region(source, box)
 
 
 class Group:
@@ -90,14 +137,15 @@ def prepare_sources(
     errors: list[SourceError] = []
     for i, (src, name) in enumerate(zip(sources, names, strict=False)):
         label = redact(name or _default_label(src, i))  # a label is shown, never sent: no secrets in it
-        for item in _expand(src, label, base_dir, errors):
+        for obj, item_label, crop in _expand(src, label, base_dir, errors):
+            item_options = options if crop is None else replace(options, crop=crop)
             try:
-                out.append(_prepare_one(item[0], item[1], options, link_handler))
+                out.extend(_prepare_one(obj, item_label, item_options, link_handler))
             except SourceError as e:
                 errors.append(e)
             except MemoryError:
                 errors.append(
-                    SourceError(item[1], "not enough memory to decode this image; downscale it first")
+                    SourceError(item_label, "not enough memory to decode this image; downscale it first")
                 )
     if errors:
         raise SourceErrors(errors)
@@ -111,31 +159,57 @@ def _default_label(src: Any, i: int) -> str:
     return f"image {i}"
 
 
-def _expand(src: Any, label: str, base_dir: Any, errors: list[SourceError]) -> Iterator[tuple[Any, str]]:
-    """Flatten lists, globs and directories into (object, label) pairs; record what resolves to nothing."""
+def _expand(
+    src: Any, label: str, base_dir: Any, errors: list[SourceError], crop: Any = None
+) -> Iterator[tuple[Any, str, Any]]:
+    """Flatten lists, globs and directories into (object, label, crop) triples (crop None: the request's);
+    record what resolves to nothing."""
     if isinstance(src, BadSource):
         errors.append(src.error)
         return
+    if isinstance(src, Region):
+        yield from _expand(src.source, label, base_dir, errors, src.box)
+        return
     if isinstance(src, Group):
         for item_label, item in src.items:
-            yield from _expand(item, item_label, base_dir, errors)
+            yield from _expand(item, item_label, base_dir, errors, crop)
         return
     if isinstance(src, (list, tuple)):
         if not src:
             errors.append(SourceError(label, "the list is empty"))
         for j, item in enumerate(src):
-            yield from _expand(item, f"{label}[{j}]", base_dir, errors)
+            yield from _expand(item, f"{label}[{j}]", base_dir, errors, crop)
         return
+    if isinstance(src, str) and crop is None and not _as_it_is(src, base_dir):
+        split = split_crop(src)
+        if split is not None:  # `plot.png[0,0,0.5,0.5]`: a crop of the source before the brackets
+            yield from _expand(split[0], label, base_dir, errors, split[1])
+            return
     if isinstance(src, str) and src.startswith(("http://", "https://", "data:")):
-        yield src, label
+        yield src, label, crop
         return
     if isinstance(src, (str, os.PathLike)):
         try:
-            yield from labelled_files(src, label, base_dir)
+            for path, path_label in labelled_files(src, label, base_dir):
+                yield path, path_label, crop
         except SourceError as e:
             errors.append(SourceError(label, e.reason) if label != os.fspath(src) else e)
         return
-    yield src, label
+    yield src, label, crop
+
+
+def _as_it_is(spec: str, base_dir: Any) -> bool:
+    """Whether ``spec`` is a source as it is: it cannot end in a crop, or it names a file, a directory or
+    glob matches (then a trailing ``[x0,y0,x1,y1]`` is part of its name, not a crop)."""
+    if not spec.endswith("]") or spec.startswith("data:"):
+        return True
+    if spec.startswith(("http://", "https://")):
+        return False
+    try:
+        find_files(spec, base_dir)
+    except SourceError:
+        return False
+    return True
 
 
 def labelled_files(spec: str | os.PathLike[str], label: str, base_dir: Any = None) -> list[tuple[Path, str]]:
@@ -210,27 +284,45 @@ def find_files(spec: str | os.PathLike[str], base_dir: str | os.PathLike[str] | 
 
 def _prepare_one(
     obj: Any, label: str, options: ImageOptions, link_handler: LinkHandler | None
-) -> PreparedImage:
-    if isinstance(obj, str):
-        if obj.startswith(("http://", "https://")):
-            return link_handler(obj, label) if link_handler else prepare_link(obj, label, options)
-        if obj.startswith("data:"):
-            return prepare_bytes(decode_data_url(obj, label), label, options)
+) -> list[PreparedImage]:
+    """The image(s) of one source: one, or an overview and its tiles with ``options.zoom``."""
+    region = bool(options.crop or options.zoom)
+    if isinstance(obj, str) and obj.startswith(("http://", "https://")):
+        if not region:
+            return [link_handler(obj, label) if link_handler else prepare_link(obj, label, options)]
+        from .download import DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT, download
+
+        # a crop or a zoom needs the pixels: the link is downloaded here and its part sent inline
+        obj = download(obj, label, DEFAULT_INLINE_MAX_BYTES, DEFAULT_INLINE_TIMEOUT)
+    pixels = _pixels_of(obj, label, options)
+    if options.zoom:
+        from .zoom import prepare_zoomed
+
+        return prepare_zoomed(pixels, label, options)
+    if isinstance(pixels, bytes):
+        return [prepare_bytes(pixels, label, options)]
+    return [prepare_image(pixels, label, options)]
+
+
+def _pixels_of(obj: Any, label: str, options: ImageOptions) -> Any:
+    """``obj`` as encoded bytes or a ``PIL.Image.Image`` (figures and Axes drawn, arrays converted)."""
+    if isinstance(obj, str) and obj.startswith("data:"):
+        return decode_data_url(obj, label)
     if isinstance(obj, Path):
-        return prepare_bytes(read_file(obj, label), label, options)
+        return read_file(obj, label)
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        return prepare_bytes(bytes(obj), label, options)
+        return bytes(obj)
     kind = source_kind(obj)
     if kind == "pil":
-        return prepare_image(obj, label, options)
+        return obj
     if kind == "figure":
-        return prepare_figure(obj, label, options)
+        return figure_image(obj, label, options)
     if kind == "axes":
-        return prepare_figure(obj.get_figure(), label, options)
+        return axes_image(obj, label, options)
     if kind == "ndarray":
-        return prepare_image(array_to_image(obj, label), label, options)
+        return array_to_image(obj, label)
     if hasattr(obj, "read") and callable(obj.read):
-        return prepare_bytes(obj.read(), label, options)
+        return obj.read()
     for method in ("_repr_png_", "_repr_jpeg_"):
         if callable(getattr(obj, method, None)):
             data = getattr(obj, method)()
@@ -241,7 +333,7 @@ def _prepare_one(
 
                 data = base64.b64decode(data)
             if data:
-                return prepare_bytes(data, label, options)
+                return bytes(data)
     raise SourceError(
         label,
         f"a {type(obj).__name__} is not an image source (use a path, URL, PIL image, matplotlib figure, "
@@ -325,19 +417,56 @@ def array_to_image(arr: Any, label: str) -> Any:
     return Image.fromarray(np.ascontiguousarray(a), mode=mode)
 
 
-def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) -> PreparedImage:
-    """Render a matplotlib figure as the inline backend shows it (tight bounding box), at a dpi that
-    already gives the size the model uses, so nothing is rendered larger only to be shrunk."""
-    from .figures import figure_png
+def _fit(options: ImageOptions) -> Callable[[int, int], tuple[int, int]] | None:
+    """The size to draw a figure at: the model's, unless a crop or zoom needs the figure's own pixels."""
     from .profiles import used_size
+
+    if not options.resize or options.crop or options.zoom:
+        return None
+    return lambda w, h: used_size(w, h, options.profile, options.detail)
+
+
+def figure_image(fig: Any, label: str, options: ImageOptions | None = None) -> Any:
+    """A matplotlib figure drawn as the inline backend shows it (tight bounding box), as a PIL image, at a
+    dpi that already gives the size the model uses, so nothing is drawn larger only to be shrunk."""
+    from .figures import figure_pixels
 
     options = options or ImageOptions()
     if fig is None:
         raise SourceError(label, "the Axes belongs to no figure")
     dpi = float(fig.dpi)
     w, h = (float(v) * dpi for v in fig.get_size_inches())
-    if options.resize and w > 0 and h > 0:
-        tw, _ = used_size(round(w), round(h), options.profile, options.detail)
+    fit = _fit(options)
+    if fit is not None and w > 0 and h > 0:
+        tw, _ = fit(round(w), round(h))
         if tw < w:
             dpi *= tw / w
-    return prepare_bytes(figure_png(fig, label, dpi), label, options)
+    return figure_pixels(fig, label, dpi)
+
+
+def axes_image(ax: Any, label: str, options: ImageOptions | None = None) -> Any:
+    """One matplotlib Axes alone (its tight bounding box: title, ticks, labels, legend), as a PIL image."""
+    from .figures import axes_pixels
+
+    return axes_pixels(ax, label, fit=_fit(options or ImageOptions()))
+
+
+def prepare_figure(fig: Any, label: str, options: ImageOptions | None = None) -> PreparedImage:
+    """A matplotlib figure (or one Axes of it) prepared for sending (see :func:`figure_image`).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(8, 5), dpi=100); _ = ax.plot([1, 3, 2])
+    >>> p = prepare_figure(fig, "fig")
+    >>> p.width <= 800 and p.height <= 500, p.mime
+    (True, 'image/webp')
+    >>> plt.close(fig)
+    """
+    options = options or ImageOptions()
+    image = (
+        axes_image(fig, label, options) if source_kind(fig) == "axes" else figure_image(fig, label, options)
+    )
+    return prepare_image(image, label, options)
