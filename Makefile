@@ -29,3 +29,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/output_store.py
+	$(BIN)/python bench/batch_file.py
