@@ -28,12 +28,12 @@ import {
   isImageBundle,
   joinPath,
   markdownImage,
+  nameCandidates,
   pastedName,
   quotePath,
   readStamp,
   relative,
-  safeFileName,
-  uniqueName
+  safeFileName
 } from './logic';
 
 const PLUGIN_ID = 'vision-magic:plugin';
@@ -66,6 +66,11 @@ function base64ToBytes(base64: string): Uint8Array {
     bytes[i] = binary.charCodeAt(i);
   }
   return bytes;
+}
+
+/** What `promise` gives, or undefined after `ms` milliseconds (a busy or gone kernel never blocks a menu). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([promise, new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), ms))]);
 }
 
 function reason(error: unknown): string {
@@ -117,10 +122,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return seen;
       }
       try {
-        const reply = await Promise.race([
-          kernel.requestKernelInfo(),
-          new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), 2000))
-        ]);
+        const reply = await within(kernel.requestKernelInfo(), 2000);
         const session = reply?.header.session ?? null;
         if (session) {
           kernelSessions.set(panel, session);
@@ -141,8 +143,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!kernel) {
         return;
       }
-      const within = <T>(promise: Promise<T>) =>
-        Promise.race([promise, new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), 5000))]);
       try {
         const reply = await within(
           kernel.requestExecute({
@@ -150,12 +150,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
             silent: true,
             store_history: false,
             user_expressions: { vm: "'ask_image' in get_ipython().magics_manager.magics['cell']" }
-          }).done
+          }).done,
+          5000
         );
         const found = (reply?.content as { user_expressions?: Record<string, any> } | undefined)?.user_expressions?.vm;
         if (found?.status === 'ok' && found.data?.['text/plain'] === 'False') {
           await within(
-            kernel.requestExecute({ code: '%load_ext vision_magic', silent: true, store_history: false }).done
+            kernel.requestExecute({ code: '%load_ext vision_magic', silent: true, store_history: false }).done,
+            5000
           );
         }
       } catch (error) {
@@ -183,29 +185,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
-    /** Save bytes under the images folder; returns the path relative to the notebook. */
-    async function saveImage(
-      panel: NotebookPanel,
-      bytes: Uint8Array,
-      name: string,
-      overwriteSame: boolean
-    ): Promise<string> {
+    /**
+     * Save bytes under the images folder as `name`, or `stem-2.ext`, ... when taken (never overwriting);
+     * `reuse`: a content-named file already there holds these bytes, so name it instead. Returns the path
+     * relative to the notebook.
+     */
+    async function saveImage(panel: NotebookPanel, bytes: Uint8Array, name: string, reuse: boolean): Promise<string> {
       const notebookDir = dirname(panel.context.path);
       const folder = joinPath(notebookDir, settings.imagesFolder);
       await ensureFolder(folder);
-      let path = joinPath(folder, name);
-      if (!(overwriteSame && (await exists(path)))) {
-        const taken = new Set<string>();
-        // uniqueName asks synchronously: probe the candidates it would try, in order
-        let candidate = name;
-        while (await exists(joinPath(folder, candidate))) {
-          taken.add(candidate);
-          candidate = uniqueName(name, n => taken.has(n));
+      for (const candidate of nameCandidates(name)) {
+        const path = joinPath(folder, candidate);
+        if (!(await exists(path))) {
+          await writeFile(path, bytes);
+          return relative(notebookDir, path);
         }
-        path = joinPath(folder, candidate);
-        await writeFile(path, bytes);
+        if (reuse) {
+          return relative(notebookDir, path);
+        }
       }
-      return relative(notebookDir, path);
+      throw new Error(`no free name for ${name}`); // nameCandidates never ends
     }
 
     async function writeFile(path: string, bytes: Uint8Array): Promise<void> {
@@ -334,28 +333,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
+    /**
+     * Insert the cell for what `produce` names (null: nothing to insert, already said why); a path or URL
+     * needs the running kernel to have the magic, a stamped `@N:K` says it has.
+     */
+    async function askWith(panel: NotebookPanel, cell: Cell, produce: () => Promise<string | null>): Promise<void> {
+      try {
+        const what = await produce();
+        if (what) {
+          if (!what.startsWith('@')) {
+            await ensureMagic(panel);
+          }
+          insertAskCell(panel, cell, what);
+        }
+      } catch (error) {
+        Notification.error(`Could not save the image next to the notebook: ${reason(error)}`, { autoClose: 10000 });
+      }
+    }
+
     async function askAbout(img: HTMLImageElement): Promise<void> {
       const panel = panelOf(img);
       const cell = panel && cellOf(panel, img);
       if (!panel || !cell) {
         return;
       }
-      try {
-        let what: string | null;
-        const index = cell instanceof CodeCell ? outputIndex(cell, img) : -1;
-        if (cell instanceof CodeCell && index >= 0 && isImageBundle(Object.keys(cell.outputArea.model.get(index).data))) {
-          what = await sourceForOutput(panel, cell, index);
-        } else {
-          what = await sourceForSrc(panel, img);
-        }
-        if (what) {
-          if (!what.startsWith('@')) {
-            await ensureMagic(panel); // a reference was stamped by this kernel: it has the magic
-          }
-          insertAskCell(panel, cell, what);
-        }
-      } catch (error) {
-        Notification.error(`Could not save the image next to the notebook: ${reason(error)}`, { autoClose: 10000 });
+      const index = cell instanceof CodeCell ? outputIndex(cell, img) : -1;
+      if (cell instanceof CodeCell && index >= 0 && isImageBundle(Object.keys(cell.outputArea.model.get(index).data))) {
+        await askWith(panel, cell, () => sourceForOutput(panel, cell, index));
+      } else {
+        await askWith(panel, cell, () => sourceForSrc(panel, img));
       }
     }
 
@@ -395,19 +401,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const outputs = cell.outputArea.model;
           for (let i = outputs.length - 1; i >= 0; i--) {
             if (isImageBundle(Object.keys(outputs.get(i).data))) {
-              try {
-                const what = await sourceForOutput(panel, cell, i);
-                if (what) {
-                  if (!what.startsWith('@')) {
-                    await ensureMagic(panel);
-                  }
-                  insertAskCell(panel, cell, what);
-                }
-              } catch (error) {
-                Notification.error(`Could not save the image next to the notebook: ${reason(error)}`, {
-                  autoClose: 10000
-                });
-              }
+              await askWith(panel, cell, () => sourceForOutput(panel, cell, i));
               return;
             }
           }

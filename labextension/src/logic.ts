@@ -159,20 +159,25 @@ export function pastedName(when: Date, ext: string): string {
   return `pasted-${stamp}.${ext}`;
 }
 
-/** The first of `name`, `stem-2.ext`, `stem-3.ext`, ... that `taken` does not hold. */
-export function uniqueName(name: string, taken: (candidate: string) => boolean): string {
-  if (!taken(name)) {
-    return name;
-  }
+/** `name`, then `stem-2.ext`, `stem-3.ext`, ...: the names a file may be saved under, in order (endless). */
+export function* nameCandidates(name: string): Generator<string> {
+  yield name;
   const dot = name.lastIndexOf('.');
   const stem = dot > 0 ? name.slice(0, dot) : name;
   const ext = dot > 0 ? name.slice(dot) : '';
   for (let i = 2; ; i++) {
-    const candidate = `${stem}-${i}${ext}`;
+    yield `${stem}-${i}${ext}`;
+  }
+}
+
+/** The first of {@link nameCandidates} that `taken` does not hold. */
+export function uniqueName(name: string, taken: (candidate: string) => boolean): string {
+  for (const candidate of nameCandidates(name)) {
     if (!taken(candidate)) {
       return candidate;
     }
   }
+  throw new Error('unreachable: nameCandidates never ends');
 }
 
 /** 64-bit FNV-1a of bytes, as 16 hex digits: a content name for a saved output (no crypto.subtle needed). */
