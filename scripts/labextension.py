@@ -31,16 +31,21 @@ STAMP = BUILT / "build-source.sha256"
 HASHED = ("src", "style", "schema", "package.json", "package-lock.json", "tsconfig.json", "install.json")
 
 
+def hashed_files(root: Path = SOURCES) -> list[Path]:
+    """Every file under ``root`` the build reads (those of ``HASHED`` that exist), in a fixed order."""
+    files: list[Path] = []
+    for name in HASHED:
+        path = root / name
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [file for file in files if file.exists()]
+
+
 def source_hash(root: Path = SOURCES) -> str:
     """sha256 over the relative path and bytes of every file the build reads, in a fixed order."""
     digest = hashlib.sha256()
-    for name in HASHED:
-        path = root / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if file.exists():
-                digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(file.read_bytes() + b"\0")
+    for file in hashed_files(root):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -1,5 +1,6 @@
 """A real ipykernel driven through jupyter_client, as a notebook drives it: execute cells, read what they
-publish on IOPub, and press the stop button (``KernelManager.interrupt_kernel()``, a SIGINT)."""
+publish on IOPub, and press the stop button (``KernelManager.interrupt_kernel()``, a SIGINT); and
+:func:`run_notebook`, a whole notebook executed by nbclient."""
 
 from __future__ import annotations
 
@@ -11,6 +12,45 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# what a notebook run gets from the test's ``env`` only (anything else in the environment is removed)
+ENDPOINT_ENV = (
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "VISION_MAGIC_MODEL",
+    "VISION_MAGIC_REPLAY_ONLY",
+)
+
+
+def run_notebook(
+    nb: Any,
+    workdir: Path,
+    env: dict[str, str],
+    monkeypatch: Any,
+    timeout: int = 180,
+    allow_errors: bool = False,
+) -> Any:
+    """Execute ``nb`` with nbclient in a fresh kernel in ``workdir`` (widget state kept), with exactly ``env``
+    as its OpenAI/vision_magic settings and this checkout on ``PYTHONPATH``; returns ``nb``. The kernel
+    inherits this process's environment, so ``monkeypatch`` sets it (and puts it back afterwards)."""
+    from nbclient import NotebookClient
+
+    for name in ENDPOINT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+        store_widget_state=True,
+        allow_errors=allow_errors,
+    )
+    client.execute()  # raises CellExecutionError naming the failing cell
+    return nb
 
 
 class Kernel:

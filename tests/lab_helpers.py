@@ -238,10 +238,14 @@ def open_notebook(page, lab: Lab, path: str, run_all: bool = True) -> None:
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
-def screenshot(locator, name: str) -> Path:
+def screenshot(target, name: str, clip: dict | None = None) -> Path:
+    """Save a screenshot of ``target`` (a locator, or a page with an optional ``clip`` box) in SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    locator.screenshot(path=str(path))
+    if clip is None:
+        target.screenshot(path=str(path))
+    else:
+        target.screenshot(path=str(path), clip=clip)
     return path
 
 

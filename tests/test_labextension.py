@@ -25,9 +25,9 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+from kernel_helpers import run_notebook
 from lab_helpers import ROOT, WAIT_MS, Lab, screenshot, sent_line
 from lab_helpers import open_notebook as _open_notebook
-from nbclient import NotebookClient
 from PIL import Image
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -51,16 +51,10 @@ def test_built_extension_matches_its_sources():
 
 def test_staleness_check_notices_an_edited_source(tmp_path):
     copy = tmp_path / "labextension"
-    for name in labextension.HASHED:
-        src = labextension.SOURCES / name
-        if src.is_dir():
-            for file in src.rglob("*"):
-                if file.is_file():
-                    (copy / file.relative_to(labextension.SOURCES)).parent.mkdir(parents=True, exist_ok=True)
-                    (copy / file.relative_to(labextension.SOURCES)).write_bytes(file.read_bytes())
-        elif src.exists():
-            copy.mkdir(exist_ok=True)
-            (copy / name).write_bytes(src.read_bytes())
+    for file in labextension.hashed_files():
+        target = copy / file.relative_to(labextension.SOURCES)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file.read_bytes())
     assert labextension.source_hash(copy) == labextension.source_hash()
     (copy / "src" / "logic.ts").write_text((copy / "src" / "logic.ts").read_text() + "\n// edited\n")
     assert labextension.source_hash(copy) != labextension.source_hash()
@@ -250,10 +244,9 @@ def test_right_click_an_output_inserts_its_reference_and_the_cell_sends_that_ima
         assert _cell_sources(page)[2] == "%%ask_image @2:2\n"
         top = page.locator(".jp-Notebook .jp-Cell").nth(1).bounding_box()
         bottom = page.locator(".jp-Notebook .jp-Cell").nth(2).bounding_box()
-        SHOTS = ROOT / "out" / "screenshots"
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(
-            path=str(SHOTS / "labextension_inserted.png"),
+        screenshot(
+            page,
+            "labextension_inserted.png",
             clip={
                 "x": top["x"],
                 "y": top["y"],
@@ -275,23 +268,14 @@ def test_right_click_an_output_inserts_its_reference_and_the_cell_sends_that_ima
 # ---- a notebook saved by an earlier kernel -----------------------------------------------------------------
 
 
-def _executed_elsewhere(folder: Path, name: str) -> dict:
+def _executed_elsewhere(folder: Path, name: str, monkeypatch) -> dict:
     """Run a notebook with nbclient (a kernel that is gone afterwards), as if saved yesterday."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("%load_ext vision_magic"),
         nbformat.v4.new_code_cell("from PIL import Image\nImage.new('RGB', (48, 48), (250, 200, 0))"),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "", "MPLBACKEND": "Agg"}
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
-        ).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    run_notebook(nb, folder, {"OPENAI_API_KEY": "", "MPLBACKEND": "Agg"}, monkeypatch, timeout=120)
     # a third cell: an image output without an execution count (cleared counts, another tool's output)
     orphan = nbformat.v4.new_code_cell("Image.new('RGB', (48, 48), 'purple')")
     orphan.outputs = [
@@ -307,10 +291,10 @@ def _executed_elsewhere(folder: Path, name: str) -> dict:
     return nb
 
 
-def test_an_earlier_kernels_output_is_handed_over_as_a_file_and_the_cell_runs(lab, page):
+def test_an_earlier_kernels_output_is_handed_over_as_a_file_and_the_cell_runs(lab, page, monkeypatch):
     folder = lab.root / uuid.uuid4().hex[:8]
     folder.mkdir()
-    nb = _executed_elsewhere(folder, "saved.ipynb")
+    nb = _executed_elsewhere(folder, "saved.ipynb", monkeypatch)
     output = nb.cells[1].outputs[0]
     stamp = output["metadata"]["vision_magic"]
     assert stamp["ref"] == "@2:1" and len(stamp["kernel"]) >= 16  # the kernel side stamped its output

@@ -3,12 +3,11 @@ test server (the saved outputs hold its answers), and without any endpoint as a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from kernel_helpers import run_notebook
 from server_fixtures import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,30 +15,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _execute(path: Path, workdir: Path, env: dict[str, str], monkeypatch) -> nbformat.NotebookNode:
-    # The kernel inherits this process's environment (nbclient starts it with os.environ).
-    for name in (
-        "OPENAI_BASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-        "VISION_MAGIC_MODEL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("VISION_MAGIC_CACHE_DIR", str(workdir / "cache"))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(workdir)}},
-        store_widget_state=True,
-    )
-    client.execute()  # raises CellExecutionError naming the failing cell
-    return nb
+    env = {
+        "VISION_MAGIC_CACHE_DIR": str(workdir / "cache"),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        **env,
+    }
+    return run_notebook(nbformat.read(path, as_version=4), workdir, env, monkeypatch, timeout=300)
 
 
 def _outputs(nb: nbformat.NotebookNode) -> list[dict]:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import socket
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from kernel_helpers import run_notebook
 from PIL import Image
 from server_fixtures import FAKE_KEY
 
@@ -92,21 +91,7 @@ def closed_port_url() -> str:
 
 def execute(nb, workdir: Path, env: dict[str, str], monkeypatch, allow_errors: bool = False):
     """Run ``nb`` in a fresh kernel in ``workdir`` with exactly ``env`` as the OpenAI/vision_magic settings."""
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "VISION_MAGIC_MODEL", "VISION_MAGIC_REPLAY_ONLY"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    client = NotebookClient(
-        nb,
-        timeout=180,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(workdir)}},
-        store_widget_state=True,
-        allow_errors=allow_errors,
-    )
-    client.execute()
-    return nb
+    return run_notebook(nb, workdir, env, monkeypatch, allow_errors=allow_errors)
 
 
 def answer_outputs(nb) -> list[tuple[int, dict]]:
