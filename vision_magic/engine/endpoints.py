@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
@@ -233,10 +234,24 @@ def api_key(endpoint: Endpoint) -> str:
 
 
 def make_client(
-    cfg: Any, endpoint: Endpoint | str, *, asynchronous: bool = False, max_retries: int | None = None
+    cfg: Any,
+    endpoint: Endpoint | str,
+    *,
+    asynchronous: bool = False,
+    max_retries: int | None = None,
+    reuse: bool = False,
 ) -> Any:
     """An ``openai.OpenAI`` (or ``AsyncOpenAI``) client for ``endpoint`` with its key (imported here so
-    importing vision_magic stays cheap); raises the one-line "No API key" before anything is sent."""
+    importing vision_magic stays cheap); raises the one-line "No API key" before anything is sent.
+
+    ``reuse``: the same synchronous client for the same base URL, key, timeout and retries, kept for the
+    process (the questions of a notebook then share its connection pool: no new connection, TLS handshake or
+    certificate loading per question). The caller must not close it. The one made by the warm-up at
+    ``%load_ext`` (:mod:`vision_magic.engine.warm`) is such a client.
+    """
+    from . import warm
+
+    warm.wait()  # the SDK is being imported on the warm-up thread: wait for it rather than import alongside
     import openai
 
     if not isinstance(endpoint, Endpoint):  # a base URL
@@ -246,10 +261,26 @@ def make_client(
             getattr(cfg, "server", ""),
             getattr(cfg, "api", "chat"),
         )
-    cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-    return cls(
-        api_key=api_key(endpoint),
-        base_url=endpoint.base_url,
-        timeout=cfg.timeout,
-        max_retries=cfg.max_retries if max_retries is None else max_retries,
-    )
+    settings = {
+        "api_key": api_key(endpoint),
+        "base_url": endpoint.base_url,
+        "timeout": cfg.timeout,
+        "max_retries": cfg.max_retries if max_retries is None else max_retries,
+    }
+    if asynchronous:
+        return openai.AsyncOpenAI(**settings)
+    if not reuse:
+        return openai.OpenAI(**settings)
+    key = tuple(settings.values())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= _MAX_CLIENTS:  # the oldest goes (its connections close when it is collected)
+                _clients.pop(next(iter(_clients)))
+            client = _clients[key] = openai.OpenAI(**settings)
+    return client
+
+
+_MAX_CLIENTS = 8  # reused clients kept (one per endpoint, key, timeout and retries in use)
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()

@@ -18,7 +18,6 @@ from .question import Question, build_question
 from .record import record_of
 from .recordings import refuse_unrecorded
 from .send import Budget, run
-from .server_models import advise
 from .session import current
 from .views import AnswerView
 
@@ -56,7 +55,7 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
         return answer
     refuse_unrecorded(q)  # replay_only: one line, nothing sent, nothing drawn
     try:
-        client = make_client(q.cfg, q.endpoint, max_retries=0)  # retries and deadline: send.Budget
+        client = make_client(q.cfg, q.endpoint, max_retries=0, reuse=True)  # retries, deadline: send.Budget
         run(
             client,
             q.body,
@@ -67,7 +66,12 @@ def answer_question(q: Question, view: AnswerView | None = None, answer: Answer 
             api=q.endpoint.api,
         )
     except BaseException as e:
-        advised = advise(e, q) if isinstance(e, APIError) else e  # offered models, a 413's cause
+        if isinstance(e, APIError):  # offered models, a 413's cause (imported on the first error)
+            from .server_models import advise
+
+            advised = advise(e, q)
+        else:
+            advised = e
         answer.incomplete = True
         if answer.error is None:
             answer.error = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(advised)

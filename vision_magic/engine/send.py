@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import html
 import json
 import random
 import re
@@ -446,6 +445,8 @@ def error_message(body: Any, text: str = "") -> tuple[str, Any]:
     if msg:
         return str(msg), code if isinstance(code, str) else None
     if "<html" in text.lower() or "<!doctype" in text.lower():
+        import html  # only for error pages (html.entities costs a few ms of the first question's import)
+
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         return (
             f"an HTML error page ({html.unescape(title.group(1).strip())})" if title else "an HTML error page"

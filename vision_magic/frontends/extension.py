@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine import warm
 from ..engine.config import VisionMagic
 from ..engine.session import current
 from ..errors import VisionMagicError
@@ -30,12 +31,13 @@ def notebook_view() -> Any:
 
 def load(shell: Any) -> None:
     """Register the magic, the ``VisionMagic`` configurable, the output capture and the one-line errors."""
-    from .magic import AskImageMagics
-
     cfg = next((c for c in shell.configurables if isinstance(c, VisionMagic)), None)
     if cfg is None:  # kept across %reload_ext, so %config settings survive it
         cfg = VisionMagic(parent=shell)
         shell.configurables.append(cfg)
+    warm.configure(cfg)  # the client the warm-up thread makes (vision_magic.engine.warm)
+    from .magic import AskImageMagics
+
     session = current()
     session.settings = cfg
     session.make_view = notebook_view

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from typing import Any
 
 _MEMO_SIZE = 512  # digests of recently seen encodings (a re-asked question decodes nothing)
 _memo: dict[bytes, str] = {}
@@ -40,15 +41,46 @@ def pixel_digest(data: bytes, sha256: str | None = None) -> str:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as img:
-            rgba = img.convert("RGBA")  # palette, grey or RGB, PNG or WEBP: the same pixels, the same digest
-        opaque = rgba.getextrema()[3] == (255, 255)
-        pixels = rgba.convert("RGB") if opaque else rgba
-        head = f"{pixels.mode} {pixels.size[0]}x{pixels.size[1]}\n".encode()
-        digest = hashlib.sha256(head + pixels.tobytes()).hexdigest()
+            digest = _digest_of(img)
     except Exception:  # noqa: BLE001 - any undecodable payload is identified by its bytes
         digest = raw.hex()
+    _keep(raw, digest)
+    return digest
+
+
+def remember_pixels(data: bytes, img: Any) -> str:
+    """Note the pixel digest of ``data``, a lossless encoding (PNG, lossless WEBP) of the PIL image ``img``,
+    from ``img`` itself, so that :func:`pixel_digest` of ``data`` does not decode it again (hashing the
+    pixels in memory costs a tenth of a decode). Returns the digest.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> img = Image.new("L", (30, 20), 90)
+    >>> buf = io.BytesIO(); img.save(buf, "PNG")
+    >>> seeded = remember_pixels(buf.getvalue(), img)
+    >>> _memo.clear(); seeded == pixel_digest(buf.getvalue())
+    True
+    """
+    digest = _digest_of(img)
+    _keep(hashlib.sha256(data).digest(), digest)
+    return digest
+
+
+def _digest_of(img: Any) -> str:
+    """The digest of an open PIL image's pixels: RGB, or RGBA when any pixel is not opaque."""
+    if img.mode in ("RGB", "L"):  # no alpha: RGB as it is (grey spread to RGB, as RGBA -> RGB would)
+        pixels = img if img.mode == "RGB" else img.convert("RGB")
+    else:  # palette, grey+alpha, RGBA, ...: PNG or WEBP, the same pixels give the same digest
+        rgba = img.convert("RGBA")
+        opaque = rgba.getextrema()[3] == (255, 255)
+        pixels = rgba.convert("RGB") if opaque else rgba
+    head = f"{pixels.mode} {pixels.size[0]}x{pixels.size[1]}\n".encode()
+    return hashlib.sha256(head + pixels.tobytes()).hexdigest()
+
+
+def _keep(raw: bytes, digest: str) -> None:
     with _lock:
         if len(_memo) >= _MEMO_SIZE:
             _memo.pop(next(iter(_memo)))
         _memo[raw] = digest
-    return digest

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError
+from .digest import remember_pixels
 from .profiles import DEFAULT_PROFILE, ModelProfile, image_tokens, used_size
 from .regions import crop_box, format_crop
 from .sniff import API_MIMES, is_complete, sniff_mime, strip_jpeg, strip_png
@@ -589,6 +590,8 @@ def encode_pixels(
     img, out, mime = fit_bytes(
         img, out, mime, options.max_image_bytes, options.jpeg_quality, notes, _limit_name(options)
     )
+    if mime != "image/jpeg" and img.mode in ("RGB", "L"):  # PNG or lossless WEBP: the pixels are these
+        remember_pixels(out, img)  # the replay key's digest then needs no second decode
     return _finish(source, out, mime, img.size, original, options, notes)
 
 
