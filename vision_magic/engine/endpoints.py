@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
@@ -279,6 +280,25 @@ def make_client(
                 _clients.pop(next(iter(_clients)))
             client = _clients[key] = openai.OpenAI(**settings)
     return client
+
+
+def warm_up_client(cfg: Any) -> Callable[[], None] | None:
+    """For the warm-up thread (:mod:`vision_magic.engine.warm`): a function that makes the client a question
+    to ``cfg``'s endpoint in force will use (``reuse=True``, no retries: ``send.Budget`` retries) and loads
+    the SDK's resources for its API; None for a dry run or without a key (nothing would be sent)."""
+    if getattr(cfg, "dry_run", False):
+        return None
+    try:
+        endpoint = endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
+        api_key(endpoint)
+    except ConfigError:
+        return None
+
+    def make() -> None:
+        client = make_client(cfg, endpoint, max_retries=0, reuse=True)
+        _ = client.responses if endpoint.api == "responses" else client.chat.completions  # loaded on use
+
+    return make
 
 
 _MAX_CLIENTS = 8  # reused clients kept (one per endpoint, key, timeout and retries in use)

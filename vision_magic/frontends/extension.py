@@ -6,6 +6,7 @@ from typing import Any
 
 from ..engine import warm
 from ..engine.config import VisionMagic
+from ..engine.endpoints import warm_up_client
 from ..engine.session import current
 from ..errors import VisionMagicError
 from . import output_capture
@@ -35,7 +36,7 @@ def load(shell: Any) -> None:
     if cfg is None:  # kept across %reload_ext, so %config settings survive it
         cfg = VisionMagic(parent=shell)
         shell.configurables.append(cfg)
-    warm.configure(cfg)  # the client the warm-up thread makes (vision_magic.engine.warm)
+    warm.configure(warm_up_client(cfg))  # the client the warm-up thread makes (vision_magic.engine.warm)
     from .magic import AskImageMagics
 
     session = current()
