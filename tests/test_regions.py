@@ -147,6 +147,30 @@ def test_an_axes_inside_a_list_and_as_an_expression_on_the_magic_line(shell, ope
         assert face in seen and not {faces[k] for k in others} & seen
 
 
+def test_a_subplot_of_a_grid_by_two_indices_on_the_magic_line(shell, openai_env, grid):
+    # `fig, axs = plt.subplots(2, 2)`: `axs[0, 1]` (with or without the space) is one source, that subplot
+    import numpy as np
+
+    fig, axs, faces = grid
+    shell.user_ns["axs"] = np.array(axs, dtype=object).reshape(2, 2)
+    result = shell.run_cell("%%ask_image axs[0, 1] axs[1,0] -d low\nCompare.")
+    assert result.error_in_exec is None, result.error_in_exec
+    images = [img for _, img in sent(openai_env.last)]
+    assert [colours(img) & set(faces) for img in images] == [{faces[1]}, {faces[2]}]
+    assert [img.source for img in vision_magic.last_answer.images] == ["axs[0,1]", "axs[1,0]"]
+
+    # one line: the sources end where the question starts, and the question keeps its own brackets
+    result = shell.run_cell("%ask_image axs[1, 1][0, 0, 0.5, 1] Which series is in [0, 1]?")
+    assert result.error_in_exec is None, result.error_in_exec
+    [(_, img)] = sent(openai_env.last)
+    assert openai_env.last.body["messages"][-1]["content"][0] == {
+        "type": "text",
+        "text": "Which series is in [0, 1]?",
+    }
+    assert faces[3] in colours(img), "the fourth subplot"
+    assert (img.width, img.height) == (232, 294), "the left half of its 464x294 render"
+
+
 def test_an_axes_of_a_constrained_layout_figure_leaves_its_layout_alone(openai_env):
     import matplotlib.pyplot as plt
 

@@ -19,9 +19,29 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
+# A token: a quoted string, or a run of non-space characters in which a bracket of numbers may hold spaces
+# (`axs[0, 1]`, `fig[0, 0, 0.5, 0.5]` are one token each).
+_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|(?:" + r"\[[-\d.,\s]*\]" + r"|\S)+")
+_NUMBER_BRACKET = re.compile(r"\[[-\d.,\s]*\]")
 _LINE = re.compile(r"^(?P<indent>\s*)%ask_image(?P<rest>\s+\S.*)$")
 _SOURCE_PREFIXES = ("@", "http://", "https://", "data:", "file://")
+
+
+def join_brackets(head: str) -> str:
+    """``head`` (the flags and sources of a magic line, never the question) with the spaces inside brackets of
+    numbers taken out, so that the line's splitter keeps ``axs[0, 1]`` or ``fig[0, 0, 0.5, 0.5]`` in one
+    token. Quoted tokens are left as they are.
+
+    Examples
+    --------
+    >>> join_brackets('axs[0, 1] fig[0, 0, .5, .5] "my pics/a [1, 2].png" -d low')
+    'axs[0,1] fig[0,0,.5,.5] "my pics/a [1, 2].png" -d low'
+    """
+    return re.sub(
+        r"\"[^\"]*\"|'[^']*'|" + _NUMBER_BRACKET.pattern,
+        lambda m: m[0] if m[0][0] in "'\"" else re.sub(r"\s+", "", m[0]),
+        head,
+    )
 
 
 def split_line(

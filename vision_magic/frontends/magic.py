@@ -23,8 +23,9 @@ from .magic_arguments import (
     resolve_schema,
 )
 
-# Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`.
-_SUBSCRIPT = r"\[\s*(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z_]\w*)\s*\]"
+# Names, attribute access and literal/name subscripts: `fig`, `imgs[0]`, `ax.figure`, `d["cat"]`, `a[-1].b`,
+# and whole-number tuples: `axs[0, 1]` (one subplot of `plt.subplots(2, 2)`).
+_SUBSCRIPT = r"\[\s*(?:-?\d+(?:\s*,\s*-?\d+)*|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z_]\w*)\s*\]"
 _EXPRESSION = re.compile(rf"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|{_SUBSCRIPT})*$")
 
 
@@ -36,6 +37,8 @@ def resolve_token(token: str, namespace: dict[str, Any], cwd: str | None = None)
     --------
     >>> resolve_token("imgs[1]", {"imgs": ["a.png", "b.png"]})
     'b.png'
+    >>> resolve_token("grid[1, 0]", {"grid": {(1, 0): "c.png"}})
+    'c.png'
     >>> resolve_token("photo.jpg", {})
     'photo.jpg'
     >>> resolve_token("@3:2", {})  # an earlier output: the engine resolves it
@@ -153,6 +156,9 @@ class AskImageMagics(Magics):
 
             %%ask_image fig.axes[3]
             What does this subplot show? (only that Axes is sent: its title, ticks, labels and legend)
+
+            %%ask_image axs[0, 1] axs[1, 1]
+            Compare these two subplots of fig, axs = plt.subplots(2, 2).
 
             %%ask_image table.png --zoom --cost
             What would reading the fine print cost? (an overview plus full-resolution tiles; nothing is sent)

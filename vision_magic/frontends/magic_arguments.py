@@ -16,6 +16,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..engine.options import AskOptions
 from ..errors import VisionMagicError
+from .line_magic import join_brackets
 
 ZOOM_ON = "on"  # ``--zoom`` given without a number
 
@@ -155,6 +156,7 @@ def read_line(magic: Callable[..., Any], line: str) -> Any:
     ``UsageError``."""
     # `--zoom photo.png`: the value is optional, so a word after it that is not a number is a source
     line = re.sub(r"(?<!\S)--zoom(?=\s*$|\s+(?!\d+(?:\s|$))\S)", f"--zoom={ZOOM_ON}", line)
+    line = join_brackets(line)  # `axs[0, 1]`: one source, not two
     try:
         args = parse_argstring(magic, line)
     except ValueError as e:  # shlex: "No closing quotation"
