@@ -241,7 +241,7 @@ def submit(
     >>> job.wait().result().head()  # doctest: +SKIP
     """
     from . import replay_store
-    from .question import endpoint_in_force
+    from .endpoints import endpoint_in_force
     from .session import current
 
     cfg = current().settings
@@ -483,8 +483,7 @@ class BatchJob:
     def client(self) -> Any:
         """The client of the endpoint in force (made on first use)."""
         if self._client is None:
-            from .endpoints import make_client
-            from .question import endpoint_in_force
+            from .endpoints import endpoint_in_force, make_client
 
             self._client = make_client(self.cfg, endpoint_in_force(self.cfg))
         return self._client
@@ -866,8 +865,7 @@ def batches(refresh: bool = False) -> Any:
     cfg = current().settings
     rows = replay_store.all_batches(cfg)
     if refresh:
-        from .endpoints import make_client
-        from .question import endpoint_in_force
+        from .endpoints import endpoint_in_force, make_client
 
         client = make_client(cfg, endpoint_in_force(cfg))
         for row in rows:

@@ -197,6 +197,12 @@ def endpoint_for(
     return Endpoint(base_url=wanted, server=server, api=api)
 
 
+def endpoint_in_force(cfg: Any) -> Endpoint:
+    """The endpoint settings for the base URL in force (``VisionMagic.base_url``, ``OPENAI_BASE_URL``, else
+    OpenAI's) under ``cfg``'s ``endpoints``, ``server`` and ``api`` settings."""
+    return endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
+
+
 def link_handler(endpoint: Endpoint, options: ImageOptions) -> Any:
     """A ``prepare_sources`` link handler that inlines URLs for ``endpoint``, or None when it fetches them."""
     if endpoint.fetch_urls:
@@ -289,7 +295,7 @@ def warm_up_client(cfg: Any) -> Callable[[], None] | None:
     if getattr(cfg, "dry_run", False):
         return None
     try:
-        endpoint = endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
+        endpoint = endpoint_in_force(cfg)
         api_key(endpoint)
     except ConfigError:
         return None

@@ -200,7 +200,8 @@ def estimate(
     "llava:13b is not in the model table: counted with the default profile (gpt-4o's tile rule, no price); add it with %config VisionMagic.profiles"
     """
     from ..images.resolve import prepare_sources
-    from .question import default_images, endpoint_in_force, image_options, resolve_references
+    from .endpoints import endpoint_in_force
+    from .question import default_images, image_options, resolve_references
     from .session import current
 
     cfg = current().settings

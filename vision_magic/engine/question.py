@@ -18,7 +18,7 @@ from ..images.resolve import prepare_sources
 from ..images.zoom import zoom_summary
 from . import structured
 from .config import VisionMagic
-from .endpoints import Endpoint, endpoint_for, link_handler, resolve_base_url
+from .endpoints import Endpoint, endpoint_in_force, link_handler
 from .options import AskOptions
 from .outputs import is_reference, with_references
 from .session import current
@@ -104,11 +104,6 @@ def image_options(
         **({} if formats is None else {"webp": "image/webp" in formats, "formats": tuple(formats)}),
     )
     return profile, image
-
-
-def endpoint_in_force(cfg: VisionMagic) -> Endpoint:
-    """The endpoint settings for the base URL in force."""
-    return endpoint_for(resolve_base_url(cfg), cfg.endpoints, cfg.server, cfg.api)
 
 
 def resolve_references(sources: tuple[Any, ...] | list[Any]) -> tuple[Any, ...] | list[Any]:

@@ -118,7 +118,7 @@ def models(refresh: bool = False) -> list[OfferedModel]:
     >>> [m.id for m in vision_magic.models() if m.vision]  # doctest: +SKIP
     ['gpt-4o', 'gpt-4o-mini']
     """
-    from .question import endpoint_in_force
+    from .endpoints import endpoint_in_force
     from .session import settings
 
     cfg = settings()
@@ -131,7 +131,7 @@ def models(refresh: bool = False) -> list[OfferedModel]:
 def suggested_server(offered: list[OfferedModel]) -> str:
     """The ``%config VisionMagic.server`` a model list names (see
     :func:`~vision_magic.engine.servers.server_of_models`) when it is not the row in force, else ``""``."""
-    from .question import endpoint_in_force
+    from .endpoints import endpoint_in_force
     from .servers import server_of_models
     from .session import settings
 

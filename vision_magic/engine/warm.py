@@ -42,7 +42,7 @@ def begin(config: Any = None) -> bool:
     """Start importing the SDK on a daemon thread, once per process, unless ``config`` (the shell's traitlets
     config) sets ``VisionMagic.dry_run`` or nothing suggests a question could be sent; whether it started."""
     global _thread
-    settings = (config or {}).get("VisionMagic", {}) if hasattr(config or {}, "get") else {}
+    settings = config.get("VisionMagic", {}) if hasattr(config, "get") else {}
     if settings.get("dry_run") is True:
         return False
     if not any(os.environ.get(name) for name in _SENDING_HINTS) and not settings:

@@ -21,8 +21,10 @@ from typing import Any
 
 # A token: a quoted string, or a run of non-space characters in which a bracket of numbers may hold spaces
 # (`axs[0, 1]`, `fig[0, 0, 0.5, 0.5]` are one token each).
-_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|(?:" + r"\[[-\d.,\s]*\]" + r"|\S)+")
-_NUMBER_BRACKET = re.compile(r"\[[-\d.,\s]*\]")
+_QUOTED = r"\"[^\"]*\"|'[^']*'"
+_NUMBER_BRACKET = r"\[[-\d.,\s]*\]"
+_TOKEN = re.compile(rf"{_QUOTED}|(?:{_NUMBER_BRACKET}|\S)+")
+_QUOTED_OR_NUMBER_BRACKET = re.compile(rf"{_QUOTED}|{_NUMBER_BRACKET}")
 _LINE = re.compile(r"^(?P<indent>\s*)%ask_image(?P<rest>\s+\S.*)$")
 _SOURCE_PREFIXES = ("@", "http://", "https://", "data:", "file://")
 
@@ -37,10 +39,8 @@ def join_brackets(head: str) -> str:
     >>> join_brackets('axs[0, 1] fig[0, 0, .5, .5] "my pics/a [1, 2].png" -d low')
     'axs[0,1] fig[0,0,.5,.5] "my pics/a [1, 2].png" -d low'
     """
-    return re.sub(
-        r"\"[^\"]*\"|'[^']*'|" + _NUMBER_BRACKET.pattern,
-        lambda m: m[0] if m[0][0] in "'\"" else re.sub(r"\s+", "", m[0]),
-        head,
+    return _QUOTED_OR_NUMBER_BRACKET.sub(
+        lambda m: m[0] if m[0][0] in "'\"" else re.sub(r"\s+", "", m[0]), head
     )
 
 
