@@ -60,8 +60,8 @@ STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --d
 
 # The first answered cell, and the same question asked with the bare SDK: a fresh process each, the shell made
 # before the clock starts; prints one JSON line {"seconds": ..., "cpu": ...} (cpu: the process's user + system
-# seconds over the same span, every thread's). Way "serial": without the warm-up thread. Way "paused": %load_ext, two seconds (the user types the
-# question), then the clock runs for the answered cell alone.
+# seconds over the same span, every thread's). Way "serial": without the warm-up thread. Way "paused":
+# %load_ext, two seconds (the user types the question), then the clock runs for the answered cell alone.
 ANSWERED = r'''
 import json, resource, sys, time
 from IPython.core.interactiveshell import InteractiveShell
@@ -100,49 +100,49 @@ print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0}))
 '''
 
 
-def probe(tree: Path, image: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg"}
-    env.pop("OPENAI_API_KEY", None)
+def fresh_process(tree: Path, script: str, *args: str, env: dict[str, str | None]) -> dict:
+    """Run ``script`` in a new Python process with ``tree`` first on the path, in a fresh replay-cache folder,
+    with ``env`` over the environment (None: removed); its last line of output, parsed as JSON."""
+    run_env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg"}
     # as installed: the warm-up writes .pyc files, the timed runs use them
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    run_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for name, value in env.items():
+        if value is None:
+            run_env.pop(name, None)
+        else:
+            run_env[name] = value
     with tempfile.TemporaryDirectory() as cache:
-        env["VISION_MAGIC_CACHE_DIR"] = cache
+        run_env["VISION_MAGIC_CACHE_DIR"] = cache
         out = subprocess.run(
-            [sys.executable, "-c", PROBE, str(image)],
-            env=env,
+            [sys.executable, "-c", script, *args],
+            env=run_env,
             cwd=cache,
             capture_output=True,
             text=True,
             check=True,
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def probe(tree: Path, image: Path) -> dict:
+    """Import, ``%load_ext`` and the first dry-run cell, timed in a fresh process (no key)."""
+    return fresh_process(tree, PROBE, str(image), env={"OPENAI_API_KEY": None})
 
 
 def answered(tree: Path, image: Path, way: str, base_url: str) -> dict[str, float]:
     """Seconds and CPU seconds of one first answered cell (``way``: "vision_magic", "serial", "paused" or
     "bare") in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "MPLBACKEND": "Agg", "OPENAI_BASE_URL": base_url}
-    env["OPENAI_API_KEY"] = "sk-bench-not-a-real-key"
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    with tempfile.TemporaryDirectory() as cache:
-        env["VISION_MAGIC_CACHE_DIR"] = cache
-        out = subprocess.run(
-            [sys.executable, "-c", ANSWERED, str(image), way],
-            env=env,
-            cwd=cache,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-bench-not-a-real-key"}
+    return fresh_process(tree, ANSWERED, str(image), way, env=env)
 
 
 def answered_table(image: Path, runs: int) -> None:
-    """The first answered cell against the bare SDK request, in pairs, with the ratio.
+    """The first answered cell against the bare SDK request and without the warm-up thread, in rounds, with
+    the ratios; then the cell alone, 2 s after ``%load_ext``.
 
-    Each round runs both, the order alternating from round to round; the machine's drift (other work on it,
-    its caches) then falls on both alike, and each round gives one ratio. Printed: the medians, their ratio,
-    and the median of the rounds' ratios (the steadier figure on a busy machine)."""
+    Each round runs the three, each first in turn; the machine's drift (other work on it, its caches) then
+    falls on all alike, and each round gives one ratio. Printed: the medians, their ratios, and the median
+    of the rounds' ratios (the steadier figure on a busy machine)."""
     sys.path.insert(0, str(ROOT))
     from fake_openai import OpenAIServer
 
@@ -150,22 +150,24 @@ def answered_table(image: Path, runs: int) -> None:
     times: dict[str, list[float]] = {way: [] for way in ways}
     cpus: dict[str, list[float]] = {way: [] for way in ways}
     with OpenAIServer() as server:
+
+        def run(way: str) -> None:
+            got = answered(ROOT, image, way, server.base_url)
+            times[way].append(got["seconds"] * 1000)
+            cpus[way].append(got["cpu"] * 1000)
+
         for way in ways:
             answered(ROOT, image, way, server.base_url)  # warm-up: file cache, .pyc files
-        paired = ("vision_magic", "bare", "serial")
+        rotating = ("vision_magic", "bare", "serial")
         for i in range(runs):
-            for way in paired[i % 3 :] + paired[: i % 3]:  # each way first in turn
-                got = answered(ROOT, image, way, server.base_url)
-                times[way].append(got["seconds"] * 1000)
-                cpus[way].append(got["cpu"] * 1000)
+            for way in rotating[i % 3 :] + rotating[: i % 3]:  # each way first in turn
+                run(way)
         for _ in range(max(3, runs // 4)):  # the paused way: the cell alone, after %load_ext had its time
-            got = answered(ROOT, image, "paused", server.base_url)
-            times["paused"].append(got["seconds"] * 1000)
-            cpus["paused"].append(got["cpu"] * 1000)
+            run("paused")
     vm, bare, serial, paused = (statistics.median(times[way]) for way in ways)
     vm_cpu, bare_cpu, serial_cpu, paused_cpu = (statistics.median(cpus[way]) for way in ways)
     ratios = [a / b for a, b in zip(times["vision_magic"], times["bare"], strict=True)]
-    q1, paired, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    q1, middle, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     print()
     print(f"| first answered cell (fresh process; medians of {runs} rounds) | ms | CPU ms (all threads) |")
     print("|---|---|---|")
@@ -176,7 +178,7 @@ def answered_table(image: Path, runs: int) -> None:
     print(
         f"| ratio of the medians, vision_magic / bare (target <= 1.2) | {vm / bare:.2f}x | {vm_cpu / bare_cpu:.2f}x |"
     )
-    print(f"| median of the {runs} rounds' ratios (quartiles) | {paired:.2f}x ({q1:.2f}x-{q3:.2f}x) | |")
+    print(f"| median of the {runs} rounds' ratios (quartiles) | {middle:.2f}x ({q1:.2f}x-{q3:.2f}x) | |")
     print(
         f"| the same without the warm-up thread (SDK imported by the question; ratio {serial / bare:.2f}x) | "
         f"{serial:.1f} | {serial_cpu:.1f} |"
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument(
-        "--pairs", type=int, default=21, help="rounds of the answered-cell comparison (each runs both ways)"
+        "--pairs", type=int, default=21, help="rounds of the answered-cell comparison (each runs three ways)"
     )
     parser.add_argument("--against", type=Path, help="another checkout of the project to time the same way")
     parser.add_argument(

@@ -52,11 +52,16 @@ print(json.dumps({
 """
 
 
+def _environment_without_keys() -> dict[str, str]:
+    """This process's environment without any OpenAI or Azure OpenAI variable (keys, base URLs)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI"))}
+
+
 def _probe(tmp_path: Path, env: dict[str, str], *cells: str, config: dict | None = None) -> dict:
     """Run ``cells`` after ``%load_ext vision_magic`` in a fresh process (``path``: a red PNG)."""
     image = tmp_path / "red.png"
     Image.new("RGB", (64, 48), "red").save(image)
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI"))}
+    run_env = _environment_without_keys()
     run_env.update(
         PYTHONPATH=str(ROOT), MPLBACKEND="Agg", VISION_MAGIC_CACHE_DIR=str(tmp_path / "cache"), **env
     )
@@ -143,9 +148,7 @@ def test_begin_decides_without_importing_anything(config, monkeypatch):
         print(started)
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI"))}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
-    )
+    env = {**_environment_without_keys(), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False", "no key, no local server, or a dry run: nothing to warm"
