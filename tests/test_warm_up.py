@@ -1,8 +1,10 @@
 """The warm-up (engine/warm.py) and the reused client (endpoints.make_client(reuse=True)).
 
-``%load_ext`` imports the openai SDK and makes the client on a background thread, so the first question does
-not wait for them; every question then uses that one client (one connection pool). Each case runs in a fresh
-Python process with a real InteractiveShell, since the warm-up happens once per process.
+After ``%load_ext``, once the kernel has been idle for a moment, the first question's modules and the openai
+SDK are imported and the client is made on a background thread, so a question asked after a pause does not
+wait for them; cells run back to back never wait for it nor share the GIL with it (the question then does the
+work itself). Every question uses one client (one connection pool). Each case runs in a fresh Python process
+with a real InteractiveShell (the warm-up happens once per process), or in a real kernel.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
+import time
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from server_fixtures import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Prints one JSON line: what the warm-up did and what the questions used.
+# Prints one JSON line: what the warm-up did and what the questions used. argv: image, config (JSON), "pause"
+# (wait for the warm-up after the %load_ext cell, as a user typing the question) or "no pause", cells.
 PROBE = r"""
-import json, sys, threading
+import json, sys, threading, time
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -31,19 +33,28 @@ ip = InteractiveShell.instance(config=config)
 ip.user_ns["path"] = sys.argv[1]
 from vision_magic.engine import endpoints, warm
 
-ip.run_line_magic("load_ext", "vision_magic")
+ip.run_cell("%load_ext vision_magic")
 started = warm._thread is not None
-warm.wait()
-after_load = {"openai imported": "openai" in sys.modules, "clients": len(endpoints._clients)}
+if sys.argv[3] == "pause":
+    deadline = time.monotonic() + 60
+    while warm.state() in ("waiting", "working") and time.monotonic() < deadline:
+        time.sleep(0.05)
+after_load = {
+    "state after load": warm.state(),
+    "openai imported": "openai" in sys.modules,
+    "PIL imported": "PIL.Image" in sys.modules,
+    "clients": len(endpoints._clients),
+}
 warmed = list(endpoints._clients.values())
 errors = []
-for cell in sys.argv[3:]:
+for cell in sys.argv[4:]:
     result = ip.run_cell(cell)
     if result.error_in_exec is not None:
         errors.append(type(result.error_in_exec).__name__ + ": " + str(result.error_in_exec))
 print(json.dumps({
     "started": started,
     **after_load,
+    "state": warm.state(),
     "clients after questions": len(endpoints._clients),
     "questions used the warmed client": bool(warmed) and list(endpoints._clients.values()) == warmed,
     "threads": [t.name for t in threading.enumerate()],
@@ -57,8 +68,11 @@ def _environment_without_keys() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI"))}
 
 
-def _probe(tmp_path: Path, env: dict[str, str], *cells: str, config: dict | None = None) -> dict:
-    """Run ``cells`` after ``%load_ext vision_magic`` in a fresh process (``path``: a red PNG)."""
+def _probe(
+    tmp_path: Path, env: dict[str, str], *cells: str, config: dict | None = None, pause: bool = True
+) -> dict:
+    """Run ``cells`` after a ``%load_ext vision_magic`` cell in a fresh process (``path``: a red PNG), after
+    the warm-up ended (``pause``) or right away."""
     image = tmp_path / "red.png"
     Image.new("RGB", (64, 48), "red").save(image)
     run_env = _environment_without_keys()
@@ -66,7 +80,15 @@ def _probe(tmp_path: Path, env: dict[str, str], *cells: str, config: dict | None
         PYTHONPATH=str(ROOT), MPLBACKEND="Agg", VISION_MAGIC_CACHE_DIR=str(tmp_path / "cache"), **env
     )
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(image), json.dumps(config or {}), *cells],
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            str(image),
+            json.dumps(config or {}),
+            "pause" if pause else "no",
+            *cells,
+        ],
         env=run_env,
         cwd=tmp_path,
         capture_output=True,
@@ -77,12 +99,13 @@ def _probe(tmp_path: Path, env: dict[str, str], *cells: str, config: dict | None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_load_ext_warms_the_sdk_and_the_client_every_question_then_uses(tmp_path, server):
+def test_while_the_kernel_is_idle_the_warm_up_makes_the_client_every_question_then_uses(tmp_path, server):
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}
     flags = ("", "--no-stream", "--no-stream")
     asks = [f"%%ask_image path {flag}\nQuestion {i}: what colour is this?" for i, flag in enumerate(flags)]
     seen = _probe(tmp_path, env, *asks)
-    assert seen["started"] and seen["openai imported"] and seen["clients"] == 1, seen
+    assert seen["started"] and seen["state after load"] == "done", seen
+    assert seen["openai imported"] and seen["PIL imported"] and seen["clients"] == 1, seen
     assert seen["errors"] == [], seen
     assert seen["clients after questions"] == 1 and seen["questions used the warmed client"], seen
     assert "vision_magic-warm-up" not in seen["threads"], "the warm-up thread ends once the client is made"
@@ -92,22 +115,35 @@ def test_load_ext_warms_the_sdk_and_the_client_every_question_then_uses(tmp_path
     assert asked[1].client == asked[2].client, "the third question reuses the second one's connection"
 
 
+def test_cells_run_back_to_back_never_wait_for_the_warm_up(tmp_path, server):
+    # "Run all": the question comes before the kernel was ever idle, so it cancels the warm-up and imports
+    # the SDK itself; nothing ran beside the cells
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}
+    seen = _probe(tmp_path, env, "%%ask_image path\nWhat colour?", "%%ask_image path\nAnd now?", pause=False)
+    assert seen["started"] and seen["state after load"] == "waiting", seen
+    assert not seen["openai imported"] and not seen["PIL imported"], "nothing imported beside the cells"
+    assert seen["state"] == "cancelled" and seen["errors"] == [], seen
+    assert seen["clients after questions"] == 1, "the question made the one client and the next reused it"
+    assert "vision_magic-warm-up" not in seen["threads"], seen
+    assert len(server.chat_requests) == 2
+
+
 def test_nothing_is_warmed_for_a_dry_run(tmp_path, server):
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}
     seen = _probe(tmp_path, env, "%%ask_image path\nWhat?", config={"VisionMagic": {"dry_run": True}})
-    assert not seen["started"] and not seen["openai imported"], seen
+    assert not seen["started"] and seen["state"] == "off" and not seen["openai imported"], seen
     assert seen["errors"] == [] and server.requests == []
 
 
 def test_nothing_is_warmed_without_a_key_and_the_question_still_says_so(tmp_path):
     seen = _probe(tmp_path, {}, "%%ask_image path\nWhat?")
-    assert not seen["started"] and seen["clients"] == 0, seen
+    assert not seen["started"] and seen["clients"] == 0 and not seen["openai imported"], seen
     assert len(seen["errors"]) == 1 and "No API key" in seen["errors"][0], seen
 
 
-def test_a_warm_up_that_cannot_make_a_client_leaves_the_question_to_report(tmp_path, server):
-    # a key in the environment, but %config names an endpoint whose key variable is unset: configure() finds
-    # no key, makes nothing; the question gives its usual one line
+def test_an_endpoint_without_its_key_warms_nothing_and_the_question_reports(tmp_path, server):
+    # a key in the environment, but %config names an endpoint whose key variable is unset: nothing could be
+    # sent, so nothing is warmed; the question gives its usual one line
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": FAKE_KEY}
     config = {
         "VisionMagic": {
@@ -115,7 +151,7 @@ def test_a_warm_up_that_cannot_make_a_client_leaves_the_question_to_report(tmp_p
         }
     }
     seen = _probe(tmp_path, env, "%%ask_image path\nWhat?", config=config)
-    assert seen["started"] and seen["clients"] == 0, seen
+    assert not seen["started"] and seen["clients"] == 0, seen
     assert len(seen["errors"]) == 1 and "NO_SUCH_KEY_VAR" in seen["errors"][0], seen
     assert server.chat_requests == []
 
@@ -137,18 +173,90 @@ def test_reused_clients_are_per_endpoint_key_timeout_and_retries(openai_env, mon
     assert other.timeout == 7.0 and other is not first
 
 
-@pytest.mark.parametrize("config", [{"VisionMagic": {"dry_run": True}}, {}])
-def test_begin_decides_without_importing_anything(config, monkeypatch):
-    code = textwrap.dedent(
-        f"""
-        import sys
-        from vision_magic.engine import warm
-        started = warm.begin({config!r})
-        assert "openai" not in sys.modules or started
-        print(started)
-        """
-    )
+# The warm-up's own rules, on a job that records where and when it ran (a fresh process each: one per process).
+STATES = r"""
+import json, sys, threading, time
+from vision_magic.engine import warm
+
+ran = []
+job = lambda: ran.append(threading.current_thread().name)
+seen = {}
+if sys.argv[1] == "busy":  # %load_ext ran in a cell: nothing starts before that cell ends
+    warm.begin(job, busy=True)
+    time.sleep(3 * warm.IDLE_BEFORE_START)
+    seen["while the cell runs"] = [warm.state(), list(ran)]
+    warm.cell_ended()
+    time.sleep(warm.IDLE_BEFORE_START / 3)
+    seen["just after it ended"] = [warm.state(), list(ran)]
+    warm.cell_started()  # the next cell, soon after: the idle spell is broken
+    time.sleep(3 * warm.IDLE_BEFORE_START)
+    seen["while the next runs"] = [warm.state(), list(ran)]
+    warm.cell_ended()
+    deadline = time.monotonic() + 30
+    while warm.state() != "done" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    seen["once idle"] = [warm.state(), list(ran)]
+    warm.wait()
+    seen["begun again"] = warm.begin(job)
+else:  # a question before the kernel was idle: cancelled, the job never runs
+    warm.begin(job)
+    warm.cell_started()
+    warm.wait()
+    time.sleep(3 * warm.IDLE_BEFORE_START)
+    seen["after the question"] = [warm.state(), list(ran)]
+seen["threads"] = [t.name for t in threading.enumerate()]
+print(json.dumps(seen))
+"""
+
+
+def _states(case: str) -> dict:
     env = {**_environment_without_keys(), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", STATES, case], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False", "no key, no local server, or a dry run: nothing to warm"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_warm_up_starts_only_after_an_unbroken_idle_spell():
+    seen = _states("busy")
+    assert seen["while the cell runs"] == ["waiting", []], seen
+    assert seen["just after it ended"] == ["waiting", []], seen
+    assert seen["while the next runs"] == ["waiting", []], seen
+    assert seen["once idle"] == ["done", ["vision_magic-warm-up"]], "the job ran once, on its own thread"
+    assert seen["begun again"] is False, "once per process"
+    assert "vision_magic-warm-up" not in seen["threads"]
+
+
+def test_a_question_before_the_warm_up_started_cancels_it():
+    seen = _states("question first")
+    assert seen["after the question"] == ["cancelled", []], seen
+    assert "vision_magic-warm-up" not in seen["threads"]
+
+
+def test_in_a_real_kernel_the_warm_up_waits_for_the_idle_kernel(tmp_path, server):
+    from kernel_helpers import Kernel
+
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "red.png")
+    env = {
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "VISION_MAGIC_CACHE_DIR": str(tmp_path),
+    }
+    with Kernel(tmp_path, env) as kernel:
+        # %load_ext and a second of work in one cell: the warm-up waits for the cell to end
+        during = kernel.printed(
+            "%load_ext vision_magic\nimport sys, time\ntime.sleep(1)\n"
+            "from vision_magic.engine import warm\nprint(warm.state(), 'openai' in sys.modules)"
+        )
+        assert during.split() == ["waiting", "False"], during
+        time.sleep(0.5)  # the kernel is idle: the user types the question
+        after = kernel.printed(
+            "import time\ndeadline = time.monotonic() + 60\n"
+            "while warm.state() == 'working' and time.monotonic() < deadline: time.sleep(0.05)\n"
+            "print(warm.state(), 'openai' in sys.modules, 'PIL.Image' in sys.modules)"
+        )
+        assert after.split() == ["done", "True", "True"], after
+        answered = kernel.run("%%ask_image red.png --no-stream\nWhat colour is this?")
+    assert [m for m in answered if m["msg_type"] == "error"] == [], answered
+    assert len(server.chat_requests) == 1, "the question went out with the client the warm-up made"

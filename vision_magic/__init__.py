@@ -119,9 +119,6 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext vision_magic``: register ``%%ask_image``, ``%config VisionMagic`` and the output capture."""
-    from .engine import warm
-
-    warm.begin(getattr(ipython, "config", None))  # the openai SDK loads on a background thread from here on
     from .frontends.extension import load
 
     load(ipython)

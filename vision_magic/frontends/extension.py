@@ -36,7 +36,6 @@ def load(shell: Any) -> None:
     if cfg is None:  # kept across %reload_ext, so %config settings survive it
         cfg = VisionMagic(parent=shell)
         shell.configurables.append(cfg)
-    warm.configure(warm_up_client(cfg))  # the client the warm-up thread makes (vision_magic.engine.warm)
     from .magic import AskImageMagics
 
     session = current()
@@ -47,15 +46,50 @@ def load(shell: Any) -> None:
     shell.set_custom_exc((VisionMagicError,), _show_error)
     if keep_question not in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.append(keep_question)
+    events = shell.events
+    for event, callback in _CELL_EVENTS:
+        if callback not in events.callbacks[event]:
+            events.register(event, callback)
+    make_client = warm_up_client(cfg)  # None for a dry run or without a key: nothing would be sent
+    if make_client is not None:
+        # while the kernel is idle: the first question's modules, the openai SDK and the client
+        in_cell = getattr(shell.displayhook, "exec_result", None) is not None  # %load_ext ran in a cell
+        warm.begin(lambda: (load_question_path(), make_client()), busy=in_cell)
+
+
+def _cell_started(*_: Any) -> None:
+    warm.cell_started()
+
+
+def _cell_ended(*_: Any) -> None:
+    warm.cell_ended()
+
+
+# pre_execute/post_execute: every execution, silent ones (a front end's own requests) included
+_CELL_EVENTS = (("pre_execute", _cell_started), ("post_execute", _cell_ended))
+
+
+def load_question_path() -> None:
+    """Import what the first question runs: the ask path, its rendering, Pillow and its common codecs."""
+    from ..engine import chat, replay_store, run  # noqa: F401
+    from ..images.encode import load_codecs
+    from . import render  # noqa: F401
+
+    load_codecs()
 
 
 def unload(shell: Any) -> None:
-    """Undo :func:`load`: the magic, the output capture, the error printer and the notebook view are gone."""
+    """Undo :func:`load`: the magic, the output capture, the error printer, the notebook view and the cell
+    events are gone; a warm-up still waiting is cancelled."""
     manager = shell.magics_manager
     manager.magics["cell"].pop("ask_image", None)
     manager.magics["line"].pop("ask_image", None)
     manager.registry.pop("AskImageMagics", None)
     output_capture.uninstall(shell)
+    for event, callback in _CELL_EVENTS:
+        if callback in shell.events.callbacks[event]:
+            shell.events.unregister(event, callback)
+    warm.wait()  # cells are no longer followed: a warm-up still waiting for an idle kernel is cancelled
     if keep_question in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(keep_question)
     if getattr(shell, "custom_exceptions", ()) == (VisionMagicError,):

@@ -75,8 +75,9 @@ def _digest_of(img: Any) -> str:
         rgba = img.convert("RGBA")
         opaque = rgba.getextrema()[3] == (255, 255)
         pixels = rgba.convert("RGB") if opaque else rgba
-    head = f"{pixels.mode} {pixels.size[0]}x{pixels.size[1]}\n".encode()
-    return hashlib.sha256(head + pixels.tobytes()).hexdigest()
+    digest = hashlib.sha256(f"{pixels.mode} {pixels.size[0]}x{pixels.size[1]}\n".encode())
+    digest.update(pixels.tobytes())
+    return digest.hexdigest()
 
 
 def _keep(raw: bytes, digest: str) -> None:
