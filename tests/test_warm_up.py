@@ -234,6 +234,46 @@ def test_a_question_before_the_warm_up_started_cancels_it():
     assert "vision_magic-warm-up" not in seen["threads"]
 
 
+# A fork while the warm-up imports a module: the child then imports the same module. argv: a folder holding
+# slow_module.py (its import takes a second).
+FORK = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from vision_magic.engine import warm
+
+warm.begin(lambda: __import__("slow_module"))
+deadline = time.monotonic() + 30
+while "slow_module" not in sys.modules and time.monotonic() < deadline:  # its import has begun
+    time.sleep(0.01)
+assert warm.state() == "working" and not hasattr(sys.modules["slow_module"], "DONE")
+pid = os.fork()
+if pid == 0:  # the child: without the fork guard this import waits forever on the lock the thread held
+    import slow_module
+    os._exit(0 if slow_module.DONE else 1)
+state_at_fork = warm.state()
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print(state_at_fork, os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    print(state_at_fork, "child hung")
+"""
+
+
+def test_a_fork_waits_for_the_warm_up_so_the_child_can_import(tmp_path):
+    (tmp_path / "slow_module.py").write_text("import time\ntime.sleep(1)\nDONE = True\n")
+    env = {**_environment_without_keys(), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", FORK, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["done", "0"], out.stdout
+
+
 def test_in_a_real_kernel_the_warm_up_waits_for_the_idle_kernel(tmp_path, server):
     from kernel_helpers import Kernel
 

@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ def begin(job: Callable[[], Any], *, busy: bool = False) -> bool:
         _running_cells = 1 if busy else 0
         _thread = threading.Thread(target=_warm, args=(job,), name="vision_magic-warm-up", daemon=True)
         _thread.start()
+    if hasattr(os, "register_at_fork"):  # POSIX
+        os.register_at_fork(before=_before_fork)
     return True
 
 
@@ -93,6 +96,16 @@ def state() -> str:
     """``off`` (never begun), ``waiting`` (for the kernel to be idle), ``working``, ``done`` or ``cancelled``
     (a question came first)."""
     return _state
+
+
+def _before_fork() -> None:
+    """``os.fork()`` (multiprocessing's default start method on Linux) while the warm-up imports would give
+    the child the import locks the warm-up thread holds, with no thread to release them: the child's next
+    import of that module would wait forever. So a fork waits for a warm-up at work (at most about a second);
+    a waiting one holds no lock."""
+    thread = _thread
+    if _state == "working" and thread is not None and thread is not threading.current_thread():
+        thread.join()
 
 
 def _warm(job: Callable[[], Any]) -> None:
