@@ -8,8 +8,8 @@ in turns (this tree, that tree, this tree, ...), and prints the ratio this / tha
 The answered-cell comparison (issue 15: at most 1.2x) runs both in a fresh process with an IPython shell
 already made, against the test server (``fake_openai``) on 127.0.0.1, in turns:
 
-- vision_magic: ``%load_ext vision_magic`` then ``%%ask_image path`` / ``What is this?`` (streamed,
-  answered, rendered);
+- vision_magic: a ``%load_ext vision_magic`` cell, then a ``%%ask_image path`` / ``What is this?`` cell
+  (streamed, answered, rendered);
 - bare: one cell that imports ``openai``, base64-encodes the same file into a data URL and streams the same
   question with ``client.chat.completions.create`` (import time included in both).
 
@@ -20,7 +20,8 @@ Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--pairs 21] [--against .
 moment (``vision_magic.engine.warm``): cells run back to back (as here, and in "Run all") never wait for it
 nor share the GIL with it, the question then imports the SDK itself; a question asked after a pause (the
 "paused" row: two seconds after ``%load_ext``) finds it ready. On a busy machine the medians swing widely,
-the rounds' ratios much less.
+the rounds' ratios much less. The last table splits both cells into steps (when the image was ready, the
+SDK imported, the client made), so what vision_magic adds is where it shows.
 """
 
 from __future__ import annotations
@@ -61,20 +62,25 @@ print(json.dumps({"import vision_magic": t1 - t0, "%load_ext vision_magic": t3 -
 STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --dry-run cell")
 
 # The first answered cell, and the same question asked with the bare SDK: a fresh process each, the shell made
-# before the clock starts; prints one JSON line {"seconds": ..., "cpu": ..., "warm-up": ...} (cpu: the
-# process's user + system seconds over the same span, every thread's; warm-up: what the warm-up thread did).
-# Way "paused": the %load_ext cell, two seconds (the user types the question), then the clock runs for the
-# answered cell alone.
+# before the clock starts; prints one JSON line {"seconds", "cpu", "warm-up", "phases"} (cpu: the process's
+# user + system seconds over the same span, every thread's; warm-up: what the warm-up thread did; phases: when
+# each step ended, in seconds from the start). Way "paused": the %load_ext cell, two seconds (the user types
+# the question), then the clock runs for the answered cell alone.
 ANSWERED = r'''
 import json, resource, sys, time
 from IPython.core.interactiveshell import InteractiveShell
 ip = InteractiveShell.instance()
 ip.user_ns["path"] = sys.argv[1]
+ip.user_ns["_marks"] = marks = {}
+ip.user_ns["_now"] = time.perf_counter
 BARE = """
 import base64, openai
+_marks["sdk imported"] = _now()
 client = openai.OpenAI()
+_marks["client made"] = _now()
 with open(path, "rb") as f:
     url = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+_marks["image ready"] = _now()
 stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
     {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
 text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
@@ -83,12 +89,25 @@ print(text)
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+def mark_the_sdk():  # the question's make_client, timed: when its images were ready, the SDK imported, the client made
+    import vision_magic.engine.endpoints as endpoints  # imported by %load_ext already
+    real = endpoints.make_client
+    def timed(*args, **kwargs):
+        marks.setdefault("image ready", time.perf_counter())
+        import openai
+        marks.setdefault("sdk imported", time.perf_counter())
+        client = real(*args, **kwargs)
+        marks.setdefault("client made", time.perf_counter())
+        return client
+    endpoints.make_client = timed
 if sys.argv[2] == "paused":
     ip.run_cell("%load_ext vision_magic")
     time.sleep(2)
 t0, c0 = time.perf_counter(), cpu()
 if sys.argv[2] == "vision_magic":  # two cells, back to back
     ip.run_cell("%load_ext vision_magic")
+    marks["%load_ext cell"] = time.perf_counter()
+    mark_the_sdk()
     result = ip.run_cell("%%ask_image path\nWhat is this?")
 elif sys.argv[2] == "paused":
     result = ip.run_cell("%%ask_image path\nWhat is this?")
@@ -97,7 +116,8 @@ else:
 t1, c1 = time.perf_counter(), cpu()
 assert result.error_in_exec is None, result.error_in_exec
 warm = sys.modules.get("vision_magic.engine.warm")
-print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "warm-up": warm.state() if warm else "off"}))
+print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "warm-up": warm.state() if warm else "off",
+                  "phases": {name: at - t0 for name, at in marks.items()}}))
 '''
 
 
@@ -151,6 +171,7 @@ def answered_table(image: Path, runs: int) -> None:
     times: dict[str, list[float]] = {way: [] for way in ways}
     cpus: dict[str, list[float]] = {way: [] for way in ways}
     warm_ups: dict[str, set[str]] = {way: set() for way in ways}
+    run_phases: dict[str, list[dict[str, float]]] = {way: [] for way in ways}
     with OpenAIServer() as server:
 
         def run(way: str) -> None:
@@ -158,6 +179,7 @@ def answered_table(image: Path, runs: int) -> None:
             times[way].append(got["seconds"] * 1000)
             cpus[way].append(got["cpu"] * 1000)
             warm_ups[way].add(got["warm-up"])
+            run_phases[way].append(got["phases"])
 
         for way in ways:
             answered(ROOT, image, way, server.base_url)  # warm-up: file cache, .pyc files
@@ -189,6 +211,43 @@ def answered_table(image: Path, runs: int) -> None:
         f"| the `%%ask_image` cell alone, 2 s after `%load_ext` (median of {len(times['paused'])}; warm-up: "
         f"{', '.join(sorted(warm_ups['paused']))}) | {paused:.1f} | {paused_cpu:.1f} |"
     )
+    print()
+    print(f"| where the time goes (medians of {runs}, ms) | vision_magic | bare | difference |")
+    print("|---|---|---|---|")
+    for name, (vm_step, bare_step) in STEP_NAMES.items():
+        vm_ms = statistics.median(_step_ms(run_phases, "vision_magic", vm_step, times))
+        bare_ms = statistics.median(_step_ms(run_phases, "bare", bare_step, times)) if bare_step else 0.0
+        print(f"| {name} | {vm_ms:.1f} | {bare_ms:.1f} | {vm_ms - bare_ms:+.1f} |")
+
+
+# A phase of the answered cell: (vision_magic's step, bare's step), each the span from the previous step's end
+# (or the start) to this step's end; "end" is the whole cell's end.
+STEP_NAMES = {
+    "`%load_ext` cell (vision_magic's modules, magic, configuration)": ("%load_ext cell", None),
+    "until the image is ready (Pillow, the question's modules; decode, resize, encode / read + base64)": (
+        "image ready",
+        "image ready",
+    ),
+    "`import openai`": ("sdk imported", "sdk imported"),
+    "the client": ("client made", "client made"),
+    "request, stream, rendering, replay store": ("end", "end"),
+}
+_ORDER = {
+    "vision_magic": ("%load_ext cell", "image ready", "sdk imported", "client made", "end"),
+    "bare": ("sdk imported", "client made", "image ready", "end"),
+}
+
+
+def _step_ms(run_phases: dict[str, list[dict[str, float]]], way: str, step: str, times: dict) -> list[float]:
+    """The step's length in each run of ``way`` (ms): its end minus the end of the step before it."""
+    order = _ORDER[way]
+    out = []
+    for phases, total in zip(run_phases[way], times[way], strict=True):
+        ends = {**phases, "end": total / 1000}
+        i = order.index(step)
+        start = ends[order[i - 1]] if i else 0.0
+        out.append((ends[step] - start) * 1000)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
