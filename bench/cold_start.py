@@ -3,7 +3,8 @@ and ``%load_ext`` plus the first *answered* cell against a bare ``openai`` reque
 
 Each step is timed inside a new Python process (median of ``--runs``), so nothing is cached between runs
 but the operating system's file cache. ``--against DIR`` times another checkout of the project the same way,
-in turns (this tree, that tree, this tree, ...), and prints the ratio this / that per step.
+in turns (this tree, that tree, this tree, ...), and prints the ratio this / that per step; in the
+answered-cell comparison its back-to-back cell runs in every round too (a paired A/B of two designs).
 
 The answered-cell comparison (issue 15: at most 1.2x) runs both in a fresh process with an IPython shell
 already made, against the test server (``fake_openai``) on 127.0.0.1, in turns:
@@ -116,7 +117,8 @@ else:
 t1, c1 = time.perf_counter(), cpu()
 assert result.error_in_exec is None, result.error_in_exec
 warm = sys.modules.get("vision_magic.engine.warm")
-print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "warm-up": warm.state() if warm else "off",
+state = getattr(warm, "state", lambda: "thread")() if warm else "off"  # an older tree: no warm.state()
+print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "warm-up": state,
                   "phases": {name: at - t0 for name, at in marks.items()}}))
 '''
 
@@ -157,17 +159,19 @@ def answered(tree: Path, image: Path, way: str, base_url: str) -> dict:
     return fresh_process(tree, ANSWERED, str(image), way, env=env)
 
 
-def answered_table(image: Path, runs: int) -> None:
+def answered_table(image: Path, runs: int, against: Path | None = None) -> None:
     """The first answered cell against the bare SDK request, in rounds, with the ratios; then the cell alone,
-    2 s after ``%load_ext``.
+    2 s after ``%load_ext``. With ``against`` (another checkout), its back-to-back cell runs in every round
+    too, so two designs are compared under the same drift.
 
-    Each round runs both, each first in turn; the machine's drift (other work on it, its caches) then falls on
-    both alike, and each round gives one ratio. Printed: the medians, their ratios, and the median of the
-    rounds' ratios (the steadier figure on a busy machine)."""
+    Each round runs every way, each first in turn; the machine's drift (other work on it, its caches) then
+    falls on all alike, and each round gives one ratio. Printed: the medians, their ratios, and the median of
+    the rounds' ratios (the steadier figure on a busy machine)."""
     sys.path.insert(0, str(ROOT))
     from fake_openai import OpenAIServer
 
-    ways = ("vision_magic", "bare", "paused")
+    trees = {"vision_magic": ROOT, "bare": ROOT, "paused": ROOT} | ({"against": against} if against else {})
+    ways = tuple(trees)
     times: dict[str, list[float]] = {way: [] for way in ways}
     cpus: dict[str, list[float]] = {way: [] for way in ways}
     warm_ups: dict[str, set[str]] = {way: set() for way in ways}
@@ -175,22 +179,27 @@ def answered_table(image: Path, runs: int) -> None:
     with OpenAIServer() as server:
 
         def run(way: str) -> None:
-            got = answered(ROOT, image, way, server.base_url)
+            got = answered(trees[way], image, "vision_magic" if way == "against" else way, server.base_url)
             times[way].append(got["seconds"] * 1000)
             cpus[way].append(got["cpu"] * 1000)
             warm_ups[way].add(got["warm-up"])
             run_phases[way].append(got["phases"])
 
         for way in ways:
-            answered(ROOT, image, way, server.base_url)  # warm-up: file cache, .pyc files
-        rotating = ("vision_magic", "bare")
+            answered(
+                trees[way], image, "vision_magic" if way == "against" else way, server.base_url
+            )  # caches
+        rotating = ("vision_magic", "bare") + (("against",) if against else ())
         for i in range(runs):
-            for way in rotating[i % 2 :] + rotating[: i % 2]:  # each way first in turn
+            k = i % len(rotating)
+            for way in rotating[k:] + rotating[:k]:  # each way first in turn
                 run(way)
         for _ in range(max(3, runs // 4)):  # the paused way: the cell alone, after %load_ext had its time
             run("paused")
-    vm, bare, paused = (statistics.median(times[way]) for way in ways)
-    vm_cpu, bare_cpu, paused_cpu = (statistics.median(cpus[way]) for way in ways)
+    vm, bare, paused = (statistics.median(times[way]) for way in ("vision_magic", "bare", "paused"))
+    vm_cpu, bare_cpu, paused_cpu = (
+        statistics.median(cpus[way]) for way in ("vision_magic", "bare", "paused")
+    )
     ratios = [a / b for a, b in zip(times["vision_magic"], times["bare"], strict=True)]
     q1, middle, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     print()
@@ -211,6 +220,16 @@ def answered_table(image: Path, runs: int) -> None:
         f"| the `%%ask_image` cell alone, 2 s after `%load_ext` (median of {len(times['paused'])}; warm-up: "
         f"{', '.join(sorted(warm_ups['paused']))}) | {paused:.1f} | {paused_cpu:.1f} |"
     )
+    if against:
+        other, other_cpu = statistics.median(times["against"]), statistics.median(cpus["against"])
+        this_vs_that = [a / b for a, b in zip(times["vision_magic"], times["against"], strict=True)]
+        print(
+            f"| `--against` {against.name}: the same two cells (warm-up: {', '.join(sorted(warm_ups['against']))};"
+            f" {other / bare:.2f}x bare) | {other:.1f} | {other_cpu:.1f} |"
+        )
+        print(
+            f"| median of the rounds' ratios, this tree / against | {statistics.median(this_vs_that):.2f}x | |"
+        )
     print()
     print(f"| where the time goes (medians of {runs}, ms) | vision_magic | bare | difference |")
     print("|---|---|---|---|")
@@ -270,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         image = Path(tmp) / "photo.png"
         Image.new("RGB", (1600, 1200), "teal").save(image)
         if args.only_answered:
-            answered_table(image, args.pairs)
+            answered_table(image, args.pairs, args.against.resolve() if args.against else None)
             return 0
         for _name, tree in trees:
             probe(tree, image)  # warm-up: the file cache, .pyc files
@@ -297,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "photo.png"
         Image.new("RGB", (1600, 1200), "teal").save(image)
-        answered_table(image, args.pairs)
+        answered_table(image, args.pairs, args.against.resolve() if args.against else None)
     return 0
 
 
