@@ -12,7 +12,7 @@ config        the ``VisionMagic`` traitlets configurable (``%config`` defaults).
 session       what one kernel remembers: settings, last answer and table, last image shown, chats, view factory.
 outputs       earlier cells' images (``@N``, ``@N:K``, ``@-1``): the bounded store and resolving references.
 endpoints     per-server facts (Endpoint table), base URL, API key lookup, the openai client (one per endpoint).
-warm          at ``%load_ext``: the openai SDK imported and the client made on a background thread.
+warm          after ``%load_ext``, while no cell runs: the openai SDK imported and the client made on a thread.
 question      :func:`build_question`: options + sources + endpoint -> prepared images and request body.
 wire          the Chat Completions request body.
 structured    JSON mode and structured outputs: ``response_format`` and parsing.

@@ -32,12 +32,12 @@ def notebook_view() -> Any:
 
 def load(shell: Any) -> None:
     """Register the magic, the ``VisionMagic`` configurable, the output capture and the one-line errors."""
+    from .magic import AskImageMagics
+
     cfg = next((c for c in shell.configurables if isinstance(c, VisionMagic)), None)
     if cfg is None:  # kept across %reload_ext, so %config settings survive it
         cfg = VisionMagic(parent=shell)
         shell.configurables.append(cfg)
-    from .magic import AskImageMagics
-
     session = current()
     session.settings = cfg
     session.make_view = notebook_view
