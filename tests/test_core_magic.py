@@ -210,9 +210,13 @@ def test_no_source_falls_back_to_open_figure(shell, openai_env, pics):
     shell.run_cell("plt.close('all')")
 
 
-def test_help_has_examples(shell):
-    doc = shell.find_cell_magic("ask_image").__doc__
+def test_help_has_examples(shell, capsys):
+    """``%%ask_image?`` shows the usage, the examples and every flag (built on demand, not at import)."""
+    doc = shell.object_inspect_text("%%ask_image")
     assert "%%ask_image photo.jpg" in doc and "--dry-run" in doc and "--out NAME" in doc
+    shell.run_cell("%%ask_image?\n")
+    shown = capsys.readouterr().out
+    assert "--zoom [N]" in shown and "--replay-from PATH" in shown and "What is in this photo?" in shown
 
 
 def test_python_api_mirrors_magic(openai_env, pics):

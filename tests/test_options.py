@@ -12,7 +12,7 @@ from PIL import Image
 import vision_magic
 from vision_magic.engine.options import AskOptions
 from vision_magic.errors import VisionMagicError
-from vision_magic.frontends.magic_arguments import NOT_ON_THE_LINE, OPTION_FLAGS
+from vision_magic.frontends.magic_arguments import NOT_ON_THE_LINE, OPTION_FLAGS, parser_of, read_line
 
 # a value other than the default for every option, and the magic line flag that asks for it
 SAMPLES = {
@@ -169,3 +169,40 @@ def test_the_keyword_signature_lists_every_option():
     for func in (vision_magic.ask, vision_magic.ask_many, vision_magic.estimate, vision_magic.ask_panel):
         params = inspect.signature(func).parameters
         assert {f.name for f in fields(AskOptions)} <= set(params), func.__name__
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "photo.png",
+        "fig ax 'my pics/a b.png' https://example.org/c.png",
+        "axs[0, 1] axs[1,1]",
+        "@3 @-1:2",
+        "scan.png[0,0,0.5,0.5] x",
+        '"quoted name.png"',
+    ],
+)
+def test_a_line_without_flags_reads_as_argparse_reads_it(shell, line):
+    """The flagless fast path (no parser built) gives exactly argparse's namespace: every flag at its default."""
+    from vision_magic.frontends.magic import AskImageMagics
+
+    magic = AskImageMagics.ask_image
+    fast = vars(read_line(magic, line))
+    slow = parser_of(magic).parse_args([]) if not line else None
+    if slow is not None:
+        assert fast == {**vars(slow), "sources": []}
+    # the same line with a flag that changes nothing goes through argparse
+    through_argparse = vars(read_line(magic, line + " --concurrency 8"))
+    assert fast == through_argparse
+
+
+def test_the_first_flagless_line_builds_no_parser():
+    from vision_magic.frontends.magic import AskImageMagics
+
+    func = AskImageMagics.ask_image
+    func.__dict__.pop("parser", None)
+    assert read_line(func, "photo.png").sources == ["photo.png"]
+    assert "parser" not in func.__dict__
+    assert read_line(func, "photo.png -m gpt-4o-mini").model == "gpt-4o-mini"
+    assert "parser" in func.__dict__

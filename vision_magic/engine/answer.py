@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +95,7 @@ class Answer:
         <BLANKLINE>
         <sub>m</sub>
         """
-        md = markdown_math(self.body_text()) + f"\n\n<sub>{html.escape(self.footer())}</sub>"
+        md = markdown_math(self.body_text()) + f"\n\n<sub>{escape_html(self.footer())}</sub>"
         return md + (f"\n\n{self.sent_html()}" if self.images else "")
 
     def plain(self) -> str:
@@ -117,8 +116,8 @@ class Answer:
         >>> Answer(text="A dot.", images=[img], usage={"prompt_tokens": 100, "completion_tokens": 3}).sent_html()
         '<details><summary><sub>sent: 1 image, 100 tokens</sub></summary><sub>a.png: image/png 64×48, 900 B, 85 tokens</sub></details>'
         """
-        items = "<br>".join(html.escape(line) for line in self._sent_items())
-        return f"<details><summary><sub>{html.escape(self._sent_summary())}</sub></summary><sub>{items}</sub></details>"
+        items = "<br>".join(escape_html(line) for line in self._sent_items())
+        return f"<details><summary><sub>{escape_html(self._sent_summary())}</sub></summary><sub>{items}</sub></details>"
 
     def _sent_summary(self) -> str:
         return sent_summary(self.images, self.tokens_in)
@@ -180,6 +179,24 @@ def sent_items(images: list[PreparedImage]) -> list[str]:
         size = f"{img.width}×{img.height}, {human_bytes(img.nbytes or 0)}"
         lines.append(f"{redact(img.source)}: {img.mime} {size}{tokens}")
     return lines
+
+
+def escape_html(text: str) -> str:
+    """``html.escape(text)`` (quotes too), without importing :mod:`html`, whose entity table costs ~3 ms on the
+    first answer.
+
+    Examples
+    --------
+    >>> escape_html("<a href=\"x\">&'</a>")
+    '&lt;a href=&quot;x&quot;&gt;&amp;&#x27;&lt;/a&gt;'
+    """
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
+    )
 
 
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)

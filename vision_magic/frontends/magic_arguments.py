@@ -8,11 +8,13 @@ every :class:`AskOptions` field is in one of the two).
 from __future__ import annotations
 
 import re
+from argparse import Namespace
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import MagicArgumentParser, argument, real_name
+from IPython.utils.process import arg_split
 
 from ..engine.options import AskOptions
 from ..errors import VisionMagicError
@@ -145,24 +147,72 @@ def zoom_value(value: str | None) -> bool | int | None:
 
 
 def ask_image_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate the magic method with every flag (its ``%%ask_image?`` help is built from them)."""
+    """Decorate the magic method with every flag, as IPython's ``magic_arguments`` does, except that nothing is
+    built at import: the argparse parser is made when a line first has a flag (:func:`read_line`), and the
+    ``%%ask_image?`` help (the docstring, then every flag) when first asked for (IPython's inspector calls
+    ``getdoc()``). A first question without flags then never builds either (~10 ms; bench/cold_start.py)."""
     for deco in reversed(_ARGUMENTS):
         func = deco(func)
-    return magic_arguments()(func)
+    func.getdoc = lambda: help_text(func)
+    return func
+
+
+def parser_of(magic: Callable[..., Any]) -> MagicArgumentParser:
+    """The magic's argparse parser, built from its ``argument`` decorators on first use (as IPython's
+    ``construct_parser``, without rewriting the docstring)."""
+    func = getattr(magic, "__func__", magic)
+    parser = func.__dict__.get("parser")
+    if parser is None:
+        parser = MagicArgumentParser(real_name(func), description=func.__doc__)
+        group = None
+        for deco in func.decorators[::-1]:  # the decorators in the order they are written
+            result = deco.add_to_parser(parser, group)
+            if result is not None:
+                group = result
+        func.parser = parser
+    return parser
+
+
+def help_text(magic: Callable[..., Any]) -> str:
+    """What ``%%ask_image?`` shows: usage, the docstring, every flag."""
+    return parser_of(magic).format_help()
+
+
+def _defaults() -> dict[str, Any]:
+    """Each flag's value when it is not on the line, as argparse gives it (``dest`` or the long name,
+    ``store_true`` False, else its ``default`` or None)."""
+    out: dict[str, Any] = {}
+    for deco in _ARGUMENTS:
+        names = [a for a in deco.args if a.startswith("-")]
+        if not names:  # the positional sources
+            continue
+        long_names = [n for n in names if n.startswith("--")] or names
+        dest = deco.kwds.get("dest") or long_names[0].lstrip("-").replace("-", "_")
+        action = deco.kwds.get("action")
+        fallback = False if action == "store_true" else True if action == "store_false" else None
+        out[dest] = deco.kwds.get("default", fallback)
+    return out
+
+
+_DEFAULTS = _defaults()
 
 
 def read_line(magic: Callable[..., Any], line: str) -> Any:
     """The parsed line: quotes taken off tokens, ``--out`` checked; an unreadable line is a one-line
-    ``UsageError``."""
+    ``UsageError``. A line without flags (no word starts with ``-``) is all sources and needs no argparse."""
     # `--zoom photo.png`: the value is optional, so a word after it that is not a number is a source
     line = re.sub(r"(?<!\S)--zoom(?=\s*$|\s+(?!\d+(?:\s|$))\S)", f"--zoom={ZOOM_ON}", line)
     line = join_brackets(line)  # `axs[0, 1]`: one source, not two
     try:
-        args = parse_argstring(magic, line)
+        argv = arg_split(line, strict=True)  # as MagicArgumentParser.parse_argstring splits it
     except ValueError as e:  # shlex: "No closing quotation"
         raise UsageError(
             f"%%ask_image: cannot read the line ({e}): close the quote around the path"
         ) from None
+    if any(word.startswith("-") for word in argv):
+        args = parser_of(magic).parse_args(argv)
+    else:
+        args = Namespace(sources=argv, **_DEFAULTS)
     # IPython's splitter keeps quotes around a token ("my pics/a.png"); they are not part of the value.
     args.sources = [unquote(t) for t in args.sources]
     for name in ("model", "system", "out", "replay_from"):

@@ -11,12 +11,11 @@ An answer is one display (one ``display_id``) updated in place as tokens arrive,
 from __future__ import annotations
 
 import copy
-import html
 import json
 import time
 from typing import Any
 
-from ..engine.answer import Answer, markdown_math
+from ..engine.answer import Answer, escape_html, markdown_math
 from ..engine.record import KEY
 from ..errors import redact
 from ..images.encode import PreparedImage, data_url, human_bytes
@@ -178,14 +177,14 @@ def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
                 f"<td>{c}</td>"
                 for c in (
                     cell,
-                    html.escape(redact(img.source)),
-                    html.escape(img.mime or "link"),
+                    escape_html(redact(img.source)),
+                    escape_html(img.mime or "link"),
                     orig,
                     size,
                     nbytes,
                     img.detail,
                     tokens,
-                    html.escape(notes),
+                    escape_html(notes),
                 )
             )
             + "</tr>"
@@ -204,9 +203,9 @@ def dry_run_bundle(answer: Answer, note: str = "") -> dict[str, str]:
         for h in ("", "source", "type", "original", "sent", "bytes", "detail", "tokens", "notes")
     )
     page = (
-        f"<div class='vision-magic-dry-run'><p><b>{html.escape(head)}</b> {html.escape(note)}</p>"
+        f"<div class='vision-magic-dry-run'><p><b>{escape_html(head)}</b> {escape_html(note)}</p>"
         f"<table><tr>{header}</tr>{''.join(rows_html)}</table>"
-        f"<details><summary>request JSON (base64 elided)</summary><pre>{html.escape(request)}</pre></details></div>"
+        f"<details><summary>request JSON (base64 elided)</summary><pre>{escape_html(request)}</pre></details></div>"
     )
     plain = "\n".join(
         [head + (" " + note if note else ""), *rows_text, "request JSON (base64 elided):", request]

@@ -493,7 +493,7 @@ def load_codecs() -> None:
     >>> import sys; "PIL.PngImagePlugin" in sys.modules
     True
     """
-    from PIL import Image, ImageOps  # noqa: F401 - ImageOps: EXIF rotation, on every image's path
+    from PIL import Image, ImageOps  # noqa: F401 - ImageOps: EXIF rotation
 
     Image.preinit()
 
@@ -580,13 +580,13 @@ def upright_pixels(
     >>> upright_pixels(Image.new("RGBA", (40, 30)), "a", 1, notes, box=(0, 0, 20, 10)).size, notes
     ((20, 10), ['cropped to 0,0,20,10 of 40x30', 'transparency composited on white'])
     """
-    from PIL import ImageOps
-
     if getattr(img, "is_animated", False):
         notes.append(f"first of {getattr(img, 'n_frames', '?')} frames")
         img.seek(0)
     img.load()
     if orientation != 1:
+        from PIL import ImageOps  # here, not above: ~3 ms of imports most images never need
+
         img = ImageOps.exif_transpose(img)
         notes.append(f"rotated upright (EXIF orientation {orientation})")
     if box is not None:
