@@ -187,8 +187,10 @@ def escape_html(text: str) -> str:
 
     Examples
     --------
-    >>> escape_html("<a href=\"x\">&'</a>")
-    '&lt;a href=&quot;x&quot;&gt;&amp;&#x27;&lt;/a&gt;'
+    >>> escape_html('<a href="x">&</a>')
+    '&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;'
+    >>> escape_html("it's")
+    'it&#x27;s'
     """
     return (
         text.replace("&", "&amp;")
