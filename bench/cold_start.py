@@ -80,7 +80,7 @@ _marks["sdk imported"] = _now()
 client = openai.OpenAI()
 _marks["client made"] = _now()
 with open(path, "rb") as f:
-    url = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+    url = f"data:image/{'jpeg' if path.endswith('.jpg') else 'png'};base64," + base64.b64encode(f.read()).decode()
 _marks["image ready"] = _now()
 stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
     {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
@@ -221,6 +221,11 @@ def answered_table(image: Path, runs: int, against: Path | None = None) -> None:
         f"| ratio of the medians, vision_magic / bare (target <= 1.2) | {vm / bare:.2f}x | {vm_cpu / bare_cpu:.2f}x |"
     )
     print(f"| median of the {runs} rounds' ratios (quartiles) | {middle:.2f}x ({q1:.2f}x-{q3:.2f}x) | |")
+    fast_vm, fast_bare = min(times["vision_magic"]), min(times["bare"])
+    print(
+        f"| ratio of the fastest runs (each way's minimum, the run the host disturbed least: {fast_vm:.1f} / "
+        f"{fast_bare:.1f} ms) | {fast_vm / fast_bare:.2f}x | |"
+    )
     print(
         f"| the `%%ask_image` cell alone, 2 s after `%load_ext` (median of {len(times['paused'])}; warm-up: "
         f"{', '.join(sorted(warm_ups['paused']))}) | {paused:.1f} | {paused_cpu:.1f} |"
@@ -274,6 +279,50 @@ def _step_ms(run_phases: dict[str, list[dict[str, float]]], way: str, step: str,
     return out
 
 
+# The first answered cell's image, by kind: (file name, what it is, how it is made). "flat" is the worst case for
+# vision_magic against the bare request: a PNG that must be decoded, resized and re-encoded (the bare request
+# just base64-encodes the small file); a photo is draft-decoded at the size sent.
+KINDS = {
+    "flat": ("flat.png", "flat PNG 1600x1200, resized to 1024x768"),
+    "plot": ("plot.png", "matplotlib plot PNG 1600x1200 (dpi 200), resized to 1024x768"),
+    "photo": ("photo.jpg", "photo-like JPEG 4000x3000 (12 MP), draft-decoded and resized to 1024x768"),
+}
+
+
+def make_image(kind: str, folder: Path) -> Path:
+    """The bench image of ``kind`` (see :data:`KINDS`), written to ``folder``."""
+    from PIL import Image
+
+    path = folder / KINDS[kind][0]
+    if kind == "flat":
+        Image.new("RGB", (1600, 1200), "teal").save(path)
+    elif kind == "plot":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        fig, ax = plt.subplots(figsize=(8, 6), dpi=200)
+        x = np.linspace(0, 10, 400)
+        for k in range(4):
+            ax.plot(x, np.sin(x + k) * (k + 1), label=f"series {k}")
+        ax.set(title="Four series", xlabel="time (s)", ylabel="value")
+        ax.legend()
+        ax.grid(True)
+        fig.savefig(path)
+        plt.close(fig)
+    else:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:3000, 0:4000]
+        base = np.stack([x / 16, y / 12, (x + y) / 28], axis=-1) % 255
+        pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -284,45 +333,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-answered", action="store_true", help="only the first answered cell against the bare SDK"
     )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"the first answered cell's images, comma-separated, of {', '.join(KINDS)} (default: all)",
+    )
     args = parser.parse_args(argv)
-    from PIL import Image
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"unknown --kinds {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    against = args.against.resolve() if args.against else None
 
-    trees = [("this tree", ROOT)] + ([("against", args.against.resolve())] if args.against else [])
+    trees = [("this tree", ROOT)] + ([("against", against)] if against else [])
     times: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STEPS} for name, _ in trees}
     heavy: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "photo.png"
-        Image.new("RGB", (1600, 1200), "teal").save(image)
-        if args.only_answered:
-            answered_table(image, args.pairs, args.against.resolve() if args.against else None)
-            return 0
-        for _name, tree in trees:
-            probe(tree, image)  # warm-up: the file cache, .pyc files
-        for _ in range(args.runs):
-            for name, tree in trees:  # in turns, so drift of the machine falls on both alike
-                result = probe(tree, image)
-                heavy[name] = result["heavy"]
-                for step in STEPS:
-                    times[name][step].append(result[step] * 1000)
+        if not args.only_answered:
+            image = make_image("flat", Path(tmp))
+            for _name, tree in trees:
+                probe(tree, image)  # warm-up: the file cache, .pyc files
+            for _ in range(args.runs):
+                for name, tree in trees:  # in turns, so drift of the machine falls on both alike
+                    result = probe(tree, image)
+                    heavy[name] = result["heavy"]
+                    for step in STEPS:
+                        times[name][step].append(result[step] * 1000)
+            print_probe_table(trees, times, heavy, args.runs, against is not None)
+        for kind in kinds:
+            print(f"\n### The first answered cell: {KINDS[kind][1]}")
+            answered_table(make_image(kind, Path(tmp)), args.pairs, against)
+    return 0
 
-    head = ["step", *(f"{name} (ms, median of {args.runs})" for name, _ in trees)]
-    if args.against:
+
+def print_probe_table(
+    trees: list[tuple[str, Path]],
+    times: dict[str, dict[str, list[float]]],
+    heavy: dict[str, list[str]],
+    runs: int,
+    against: bool,
+) -> None:
+    """Import, ``%load_ext`` and the first dry-run cell: the medians per tree (and this / against)."""
+    head = ["step", *(f"{name} (ms, median of {runs})" for name, _ in trees)]
+    if against:
         head.append("ratio this / against")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for step in STEPS:
         medians = [statistics.median(times[name][step]) for name, _ in trees]
         row = [step, *(f"{m:.1f}" for m in medians)]
-        if args.against:
+        if against:
             row.append(f"{medians[0] / medians[1]:.2f}x")
         print("| " + " | ".join(row) + " |")
     for name, _ in trees:
         print(f"{name}: heavy modules loaded by `import vision_magic`: {heavy[name] or 'none'}")
-    with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "photo.png"
-        Image.new("RGB", (1600, 1200), "teal").save(image)
-        answered_table(image, args.pairs, args.against.resolve() if args.against else None)
-    return 0
 
 
 if __name__ == "__main__":
