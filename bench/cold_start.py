@@ -6,23 +6,31 @@ but the operating system's file cache. ``--against DIR`` times another checkout 
 in turns (this tree, that tree, this tree, ...), and prints the ratio this / that per step; in the
 answered-cell comparison its back-to-back cell runs in every round too (a paired A/B of two designs).
 
-The answered-cell comparison (issue 15: at most 1.2x) runs both in a fresh process with an IPython shell
-already made, against the test server (``fake_openai``) on 127.0.0.1, in turns:
+The answered-cell comparison (issue 15: at most 1.2x a bare ``openai`` request made the same way) runs each
+way in a fresh process with an IPython shell already made, against the test server (``fake_openai``) on
+127.0.0.1, in turns, for three images (``--kinds``: a flat PNG, a matplotlib plot PNG, a 12 MP JPEG):
 
 - vision_magic: a ``%load_ext vision_magic`` cell, then a ``%%ask_image path`` / ``What is this?`` cell
   (streamed, answered, rendered);
-- bare: one cell that imports ``openai``, base64-encodes the same file into a data URL and streams the same
-  question with ``client.chat.completions.create`` (import time included in both).
+- by hand, the same request (the target's baseline): one cell that imports ``openai``, resizes the image with
+  Pillow to the size vision_magic sends (draft-decoded if a JPEG, LANCZOS), encodes it (PNG, or JPEG q85 for
+  a JPEG), and streams the same question with ``client.chat.completions.create``;
+- bare, the file as it is (for information): the same cell with a data URL of the file itself. It sends a
+  different request (the server resizes the image; for a photo about 20x the bytes, bench/prepare.py, which on
+  a real network costs far more than resizing does, and localhost hides).
 
-Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--pairs 21] [--against ../other-checkout]
-[--only-answered]``; prints tables.
+Import time is included in all.
+
+Run: ``.venv/bin/python bench/cold_start.py [--runs 9] [--pairs 21] [--kinds flat,plot,photo]
+[--against ../other-checkout] [--only-answered]``; prints tables.
 
 ``%load_ext`` leaves importing the SDK to a background thread that starts once the kernel has been idle for a
 moment (``vision_magic.engine.warm``): cells run back to back (as here, and in "Run all") never wait for it
 nor share the GIL with it, the question then imports the SDK itself; a question asked after a pause (the
 "paused" row: two seconds after ``%load_ext``) finds it ready. On a busy machine the medians swing widely,
-the rounds' ratios much less. The last table splits both cells into steps (when the image was ready, the
-SDK imported, the client made), so what vision_magic adds is where it shows.
+the rounds' ratios much less; the fastest runs are the ones the host disturbed least. The last table splits
+the cells into steps (when the image was ready, the SDK imported, the client made), so what vision_magic adds
+is where it shows.
 """
 
 from __future__ import annotations
@@ -62,7 +70,9 @@ print(json.dumps({"import vision_magic": t1 - t0, "%load_ext vision_magic": t3 -
 
 STEPS = ("import vision_magic", "%load_ext vision_magic", "first %%ask_image --dry-run cell")
 
-# The first answered cell, and the same question asked with the bare SDK: a fresh process each, the shell made
+# The first answered cell, and the same question asked with the bare SDK, two ways: "by_hand" sends the same
+# request (the image resized to the size vision_magic sends, with Pillow: draft-decoded if a JPEG, LANCZOS,
+# PNG or JPEG q85), "bare" the file as it is (the server resizes it). A fresh process each, the shell made
 # before the clock starts; prints one JSON line {"seconds", "cpu", "warm-up", "phases"} (cpu: the process's
 # user + system seconds over the same span, every thread's; warm-up: what the warm-up thread did; phases: when
 # each step ended, in seconds from the start). Way "paused": the %load_ext cell, two seconds (the user types
@@ -74,6 +84,28 @@ ip = InteractiveShell.instance()
 ip.user_ns["path"] = sys.argv[1]
 ip.user_ns["_marks"] = marks = {}
 ip.user_ns["_now"] = time.perf_counter
+BY_HAND = """
+import base64, io, openai
+_marks["sdk imported"] = _now()
+client = openai.OpenAI()
+_marks["client made"] = _now()
+from PIL import Image
+img = Image.open(path)
+if img.format == "JPEG":
+    img.draft("RGB", size)
+img = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+buf = io.BytesIO()
+fmt = "JPEG" if img_format_is_jpeg(path) else "PNG"
+img.save(buf, fmt, quality=85)
+url = f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+_marks["image ready"] = _now()
+stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
+    {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+print(text)
+"""
+ip.user_ns["size"] = tuple(int(v) for v in sys.argv[3].split("x"))
+ip.user_ns["img_format_is_jpeg"] = lambda p: p.endswith(".jpg")
 BARE = """
 import base64, openai
 _marks["sdk imported"] = _now()
@@ -112,6 +144,8 @@ if sys.argv[2] == "vision_magic":  # two cells, back to back
     result = ip.run_cell("%%ask_image path\nWhat is this?")
 elif sys.argv[2] == "paused":
     result = ip.run_cell("%%ask_image path\nWhat is this?")
+elif sys.argv[2] == "by_hand":
+    result = ip.run_cell(BY_HAND)
 else:
     result = ip.run_cell(BARE)
 t1, c1 = time.perf_counter(), cpu()
@@ -152,26 +186,44 @@ def probe(tree: Path, image: Path) -> dict:
     return fresh_process(tree, PROBE, str(image), env={"OPENAI_API_KEY": None})
 
 
-def answered(tree: Path, image: Path, way: str, base_url: str) -> dict:
+def answered(tree: Path, image: Path, way: str, base_url: str, size: tuple[int, int]) -> dict:
     """Seconds, CPU seconds and the warm-up's state after one first answered cell (``way``: "vision_magic",
-    "paused" or "bare") in a fresh process."""
+    "paused", "by_hand" or "bare"; ``size``: what the by-hand request resizes to) in a fresh process."""
     env = {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-bench-not-a-real-key"}
-    return fresh_process(tree, ANSWERED, str(image), way, env=env)
+    return fresh_process(tree, ANSWERED, str(image), way, f"{size[0]}x{size[1]}", env=env)
+
+
+def sent_size(image: Path) -> tuple[int, int]:
+    """The size vision_magic sends ``image`` at to the bench's model (gpt-4o, detail auto), upright."""
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from vision_magic.images.profiles import profile_for, used_size
+
+    with Image.open(image) as img:
+        return used_size(*img.size, profile_for("gpt-4o"), "auto")
 
 
 def answered_table(image: Path, runs: int, against: Path | None = None) -> None:
-    """The first answered cell against the bare SDK request, in rounds, with the ratios; then the cell alone,
-    2 s after ``%load_ext``. With ``against`` (another checkout), its back-to-back cell runs in every round
-    too, so two designs are compared under the same drift.
+    """The first answered cell against the same question asked with the bare SDK (by hand: the same request;
+    bare: the file as it is), in rounds, with the ratios; then the cell alone, 2 s after ``%load_ext``. With
+    ``against`` (another checkout), its back-to-back cell runs in every round too, so two designs are compared
+    under the same drift.
 
     Each round runs every way, each first in turn; the machine's drift (other work on it, its caches) then
-    falls on all alike, and each round gives one ratio. Printed: the medians, their ratios, and the median of
-    the rounds' ratios (the steadier figure on a busy machine)."""
+    falls on all alike, and each round gives one ratio. Printed: the medians, their ratios, the median of the
+    rounds' ratios (the steadier figure on a busy machine) and the ratio of each way's fastest run."""
     sys.path.insert(0, str(ROOT))
     from fake_openai import OpenAIServer
 
+    size = sent_size(image)
     # way -> (checkout, how its fresh process runs): "against" is the other checkout's back-to-back cell
-    plan = {"vision_magic": (ROOT, "vision_magic"), "bare": (ROOT, "bare"), "paused": (ROOT, "paused")}
+    plan = {
+        "vision_magic": (ROOT, "vision_magic"),
+        "by_hand": (ROOT, "by_hand"),
+        "bare": (ROOT, "bare"),
+        "paused": (ROOT, "paused"),
+    }
     if against:
         plan["against"] = (against, "vision_magic")
     ways = tuple(plan)
@@ -183,7 +235,7 @@ def answered_table(image: Path, runs: int, against: Path | None = None) -> None:
 
         def once(way: str) -> dict:
             tree, how = plan[way]
-            return answered(tree, image, how, server.base_url)
+            return answered(tree, image, how, server.base_url, size)
 
         def run(way: str) -> None:
             got = once(way)
@@ -194,75 +246,90 @@ def answered_table(image: Path, runs: int, against: Path | None = None) -> None:
 
         for way in ways:
             once(way)  # warm-up: file cache, .pyc files
-        rotating = ("vision_magic", "bare") + (("against",) if against else ())
+        rotating = ("vision_magic", "by_hand", "bare") + (("against",) if against else ())
         for i in range(runs):
             k = i % len(rotating)
             for way in rotating[k:] + rotating[:k]:  # each way first in turn
                 run(way)
         for _ in range(max(3, runs // 4)):  # the paused way: the cell alone, after %load_ext had its time
             run("paused")
-    vm, bare, paused = (statistics.median(times[way]) for way in ("vision_magic", "bare", "paused"))
-    vm_cpu, bare_cpu, paused_cpu = (
-        statistics.median(cpus[way]) for way in ("vision_magic", "bare", "paused")
-    )
-    ratios = [a / b for a, b in zip(times["vision_magic"], times["bare"], strict=True)]
-    q1, middle, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    median = {way: statistics.median(times[way]) for way in ways}
+    median_cpu = {way: statistics.median(cpus[way]) for way in ways}
+    vm = median["vision_magic"]
     print()
     print(f"| first answered cell (fresh process; medians of {runs} rounds) | ms | CPU ms (all threads) |")
     print("|---|---|---|")
     print(
         f"| `%load_ext vision_magic` cell + `%%ask_image path` cell (streamed, rendered; warm-up: "
-        f"{', '.join(sorted(warm_ups['vision_magic']))}) | {vm:.1f} | {vm_cpu:.1f} |"
+        f"{', '.join(sorted(warm_ups['vision_magic']))}) | {vm:.1f} | {median_cpu['vision_magic']:.1f} |"
     )
-    print(
-        f"| bare: `import openai` + data URL + streamed `chat.completions.create` | {bare:.1f} | {bare_cpu:.1f} |"
-    )
-    print(
-        f"| ratio of the medians, vision_magic / bare (target <= 1.2) | {vm / bare:.2f}x | {vm_cpu / bare_cpu:.2f}x |"
-    )
-    print(f"| median of the {runs} rounds' ratios (quartiles) | {middle:.2f}x ({q1:.2f}x-{q3:.2f}x) | |")
-    fast_vm, fast_bare = min(times["vision_magic"]), min(times["bare"])
-    print(
-        f"| ratio of the fastest runs (each way's minimum, the run the host disturbed least: {fast_vm:.1f} / "
-        f"{fast_bare:.1f} ms) | {fast_vm / fast_bare:.2f}x | |"
-    )
+    baselines = {
+        "by_hand": (
+            f"by hand, the same request: `import openai`, Pillow resizes to {size[0]}x{size[1]} and encodes "
+            "(PNG, or JPEG q85 for a JPEG), data URL, streamed `chat.completions.create`",
+            "by hand, the same request (target <= 1.2)",
+        ),
+        "bare": (
+            "bare, the file as it is: `import openai`, data URL of the file, the same call",
+            "bare, the file as it is (for information: the server resizes it)",
+        ),
+    }
+    for way, (what, _) in baselines.items():
+        print(f"| {what} | {median[way]:.1f} | {median_cpu[way]:.1f} |")
     print(
         f"| the `%%ask_image` cell alone, 2 s after `%load_ext` (median of {len(times['paused'])}; warm-up: "
-        f"{', '.join(sorted(warm_ups['paused']))}) | {paused:.1f} | {paused_cpu:.1f} |"
+        f"{', '.join(sorted(warm_ups['paused']))}) | {median['paused']:.1f} | {median_cpu['paused']:.1f} |"
     )
     if against:
-        other, other_cpu = statistics.median(times["against"]), statistics.median(cpus["against"])
         this_vs_that = [a / b for a, b in zip(times["vision_magic"], times["against"], strict=True)]
         print(
             f"| `--against` {against.name}: the same two cells (warm-up: {', '.join(sorted(warm_ups['against']))};"
-            f" {other / bare:.2f}x bare) | {other:.1f} | {other_cpu:.1f} |"
+            f" {median['against'] / median['by_hand']:.2f}x by hand) | {median['against']:.1f} | "
+            f"{median_cpu['against']:.1f} |"
         )
         print(
             f"| median of the rounds' ratios, this tree / against | {statistics.median(this_vs_that):.2f}x | |"
         )
     print()
-    print(f"| where the time goes (medians of {runs}, ms) | vision_magic | bare | difference |")
+    print(
+        "| vision_magic's two cells against | ratio of the medians (CPU) | median of the rounds' ratios "
+        "(quartiles) | ratio of the fastest runs |"
+    )
     print("|---|---|---|---|")
-    for name, (vm_step, bare_step) in STEP_NAMES.items():
-        vm_ms = statistics.median(_step_ms(run_phases, "vision_magic", vm_step, times))
-        bare_ms = statistics.median(_step_ms(run_phases, "bare", bare_step, times)) if bare_step else 0.0
-        print(f"| {name} | {vm_ms:.1f} | {bare_ms:.1f} | {vm_ms - bare_ms:+.1f} |")
+    for way, (_, label) in baselines.items():
+        ratios = [a / b for a, b in zip(times["vision_magic"], times[way], strict=True)]
+        q1, middle, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        print(
+            f"| {label} | {vm / median[way]:.2f}x ({median_cpu['vision_magic'] / median_cpu[way]:.2f}x) | "
+            f"{middle:.2f}x ({q1:.2f}x-{q3:.2f}x) | {min(times['vision_magic']) / min(times[way]):.2f}x |"
+        )
+    print()
+    print(f"| where the time goes (medians of {runs}, ms) | vision_magic | by hand | bare (file as is) |")
+    print("|---|---|---|---|")
+    for name, steps in STEP_NAMES.items():
+        cells = [
+            statistics.median(_step_ms(run_phases, way, step, times)) if step else 0.0
+            for way, step in zip(("vision_magic", "by_hand", "bare"), steps, strict=True)
+        ]
+        print(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
 
-# A phase of the answered cell: (vision_magic's step, bare's step), each the span from the previous step's end
-# (or the start) to this step's end; "end" is the whole cell's end.
+# A phase of the answered cell: (vision_magic's step, the by-hand request's, the bare one's), each the span from
+# the previous step's end (or the start) to this step's end; "end" is the whole cell's end.
 STEP_NAMES = {
-    "`%load_ext` cell (vision_magic's modules, magic, configuration)": ("%load_ext cell", None),
-    "until the image is ready (Pillow, the question's modules; decode, resize, encode / read + base64)": (
+    "`%load_ext` cell (vision_magic's modules, magic, configuration)": ("%load_ext cell", None, None),
+    "until the image is ready (Pillow, the question's modules; decode, resize, encode; base64)": (
+        "image ready",
         "image ready",
         "image ready",
     ),
-    "`import openai`": ("sdk imported", "sdk imported"),
-    "the client": ("client made", "client made"),
-    "request, stream, rendering, replay store": ("end", "end"),
+    "`import openai`": ("sdk imported", "sdk imported", "sdk imported"),
+    "the client": ("client made", "client made", "client made"),
+    "request, stream, rendering, replay store": ("end", "end", "end"),
 }
 _ORDER = {
     "vision_magic": ("%load_ext cell", "image ready", "sdk imported", "client made", "end"),
+    "by_hand": ("sdk imported", "client made", "image ready", "end"),
     "bare": ("sdk imported", "client made", "image ready", "end"),
 }
 
