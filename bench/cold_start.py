@@ -84,6 +84,12 @@ ip = InteractiveShell.instance()
 ip.user_ns["path"] = sys.argv[1]
 ip.user_ns["_marks"] = marks = {}
 ip.user_ns["_now"] = time.perf_counter
+ASK = """
+stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
+    {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+print(text)
+"""
 BY_HAND = """
 import base64, io, openai
 _marks["sdk imported"] = _now()
@@ -99,11 +105,7 @@ fmt = "JPEG" if img_format_is_jpeg(path) else "PNG"
 img.save(buf, fmt, quality=85)
 url = f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 _marks["image ready"] = _now()
-stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
-    {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
-text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-print(text)
-"""
+""" + ASK
 ip.user_ns["size"] = tuple(int(v) for v in sys.argv[3].split("x"))
 ip.user_ns["img_format_is_jpeg"] = lambda p: p.endswith(".jpg")
 BARE = """
@@ -114,11 +116,7 @@ _marks["client made"] = _now()
 with open(path, "rb") as f:
     url = f"data:image/{'jpeg' if path.endswith('.jpg') else 'png'};base64," + base64.b64encode(f.read()).decode()
 _marks["image ready"] = _now()
-stream = client.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": [
-    {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
-text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-print(text)
-"""
+""" + ASK
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -351,7 +349,10 @@ def _step_ms(run_phases: dict[str, list[dict[str, float]]], way: str, step: str,
 # just base64-encodes the small file); a photo is draft-decoded at the size sent.
 KINDS = {
     "flat": ("flat.png", "flat PNG 1600x1200, resized to 1024x768"),
-    "plot": ("plot.png", "matplotlib plot PNG 1600x1200 (dpi 200), resized to 1024x768"),
+    "plot": (
+        "plot.png",
+        "matplotlib plot PNG 1600x1000 (bench/prepare.py's, dpi 200, RGBA), resized to 1229x768",
+    ),
     "photo": ("photo.jpg", "photo-like JPEG 4000x3000 (12 MP), draft-decoded and resized to 1024x768"),
 }
 
@@ -364,20 +365,11 @@ def make_image(kind: str, folder: Path) -> Path:
     if kind == "flat":
         Image.new("RGB", (1600, 1200), "teal").save(path)
     elif kind == "plot":
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        import numpy as np
+        from prepare import plot_figure  # bench/prepare.py's plot, drawn at twice its dpi (a retina plot)
 
-        fig, ax = plt.subplots(figsize=(8, 6), dpi=200)
-        x = np.linspace(0, 10, 400)
-        for k in range(4):
-            ax.plot(x, np.sin(x + k) * (k + 1), label=f"series {k}")
-        ax.set(title="Four series", xlabel="time (s)", ylabel="value")
-        ax.legend()
-        ax.grid(True)
-        fig.savefig(path)
+        fig = plot_figure()
+        fig.savefig(path, dpi=200)
         plt.close(fig)
     else:
         import numpy as np
