@@ -315,3 +315,18 @@ def test_png_strategy_by_content():
     assert _png(text) == default
     for img in (plot, text):
         assert Image.open(io.BytesIO(_png(img))).convert("RGB").tobytes() == img.tobytes()
+
+
+def test_a_users_rgba_image_is_left_as_it_was():
+    """Compositing a half-transparent image on white works on the pixels sent, never on the caller's image."""
+    from vision_magic.images.encode import prepare_image
+
+    img = Image.new("RGBA", (1200, 900), (200, 30, 30, 128))
+    before = img.tobytes()
+    sent = prepare_image(img, "img")
+    assert img.tobytes() == before and img.mode == "RGBA"
+    assert "transparency composited on white" in sent.notes
+    pixel = (
+        Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1]))).convert("RGB").getpixel((5, 5))
+    )
+    assert all(abs(a - b) <= 2 for a, b in zip(pixel, (227, 142, 142), strict=True))  # red at half over white
