@@ -219,6 +219,26 @@ def test_help_has_examples(shell, capsys):
     assert "--zoom [N]" in shown and "--replay-from PATH" in shown and "What is in this photo?" in shown
 
 
+def test_a_notebooks_help_for_the_magic_lists_every_flag(tmp_path):
+    """In a real kernel, what Shift+Tab and ``%%ask_image?`` ask for (an inspect request) has the usage, the
+    examples and the flags, though nothing built the argparse parser when the extension loaded."""
+    from kernel_helpers import Kernel
+
+    with Kernel(tmp_path, {}) as kernel:
+        kernel.run("%load_ext vision_magic")
+        built = kernel.printed(
+            "print('parser' in get_ipython().find_cell_magic('ask_image').__func__.__dict__)"
+        )
+        kernel.kc.inspect("%%ask_image", cursor_pos=len("%%ask_image"), detail_level=0)
+        reply = kernel.kc.get_shell_msg(timeout=30)
+        while reply["msg_type"] != "inspect_reply":
+            reply = kernel.kc.get_shell_msg(timeout=30)
+    assert built.strip() == "False"
+    assert reply["content"]["found"]
+    text = reply["content"]["data"]["text/plain"]
+    assert "--zoom [N]" in text and "--out NAME" in text and "%%ask_image photo.jpg" in text
+
+
 def test_python_api_mirrors_magic(openai_env, pics):
     answer = vision_magic.ask(
         "Which colour?", "blue.jpg", Image.new("RGB", (5, 5)), detail="low", display=False
