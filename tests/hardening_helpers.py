@@ -34,9 +34,14 @@ def get_shell():
     from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
+    from vision_magic.engine.config import VisionMagic
+    from vision_magic.engine.session import current
+
     ip = start_ipython() or get_ipython()
     assert ip is not None
     ip.run_line_magic("load_ext", "vision_magic")
+    # the shell's %config object is the session's settings, even if a test swapped them since the extension loaded
+    current().settings = next(c for c in ip.configurables if isinstance(c, VisionMagic))
     return ip
 
 

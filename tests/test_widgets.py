@@ -365,11 +365,11 @@ def test_annotate_kinds_and_own_prompt(env):
 
 
 def test_annotate_displays_figure_then_answer(env):
-    from IPython.core.interactiveshell import InteractiveShell
+    from hardening_helpers import get_shell
 
     from vision_magic import annotate
 
-    shell = InteractiveShell.instance()
+    shell = get_shell()  # the suite's one shell (a second InteractiveShell class would clash with it)
     published = []
     original = shell.display_pub.publish
     shell.display_pub.publish = lambda data, *a, **k: published.append(data)
