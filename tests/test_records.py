@@ -28,6 +28,7 @@ FIELDS = {
     "version",
     "model",
     "endpoint",
+    "api",
     "detail",
     "params",
     "prompt",

@@ -116,6 +116,11 @@ def test_the_magic_records_metadata_with_responses(shell, openai_env, pics):
     assert record["usage"] == {"input_tokens": answer.tokens_in, "output_tokens": len(answer.text.split())}
     assert record["answer"].startswith("**Answer** from gpt-4o") and record["finish_reason"] == "stop"
     assert openai_env.requests[-1].path == "/v1/responses"
+    assert record["api"] == "responses"
+    shell.run_line_magic("config", 'VisionMagic.api = "chat"')
+    shell.run_cell("%%ask_image red.png --no-cache --out t_chat\nWhich colour?")
+    assert shell.user_ns["t_chat"].record["api"] == "chat"
+    assert openai_env.requests[-1].path == "/v1/chat/completions"
 
 
 def test_errors_and_unknown_models_read_the_same(openai_env, responses_api):

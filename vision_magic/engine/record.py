@@ -190,6 +190,7 @@ def question_record(q: Question, keyed: bool = True) -> dict[str, Any]:
         "model": q.model,
         "model_asked": q.model,
         "endpoint": public_endpoint(q.base_url),
+        "api": q.endpoint.api,  # "chat" (/chat/completions) or "responses" (/responses): which API answered
         "detail": options.detail,
         "params": {
             "max_tokens": options.max_tokens,
