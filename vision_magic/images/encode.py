@@ -346,13 +346,17 @@ def _png(img: Any) -> bytes:
     >>> len(_png(flat)) < 5000
     True
     """
-    buf = io.BytesIO()
     if img.width * img.height >= _RLE_MIN_PIXELS:
-        img.save(buf, format="PNG", compress_level=6, compress_type=_Z_RLE)
-        if buf.tell() <= img.width * img.height * _RLE_MAX_BYTES_PER_PIXEL or rle_holds_up(img):
-            return buf.getvalue()
-        buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=6)
+        rle = _deflated(img, _Z_RLE)
+        if len(rle) <= img.width * img.height * _RLE_MAX_BYTES_PER_PIXEL or rle_holds_up(img):
+            return rle
+    return _deflated(img, None)
+
+
+def _deflated(img: Any, strategy: int | None) -> bytes:
+    """``img`` as PNG at zlib level 6 with the deflate ``strategy`` (None: zlib's default)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=6, **({} if strategy is None else {"compress_type": strategy}))
     return buf.getvalue()
 
 
@@ -371,15 +375,12 @@ def rle_holds_up(img: Any) -> bool:
     True
     """
     rows = max(16, img.height // 32)
-    sizes = {_Z_RLE: 0, None: 0}
-    for top in (img.height // 3, 2 * img.height // 3):
-        band = img.crop((0, top, img.width, min(img.height, top + rows)))
-        for strategy in sizes:
-            buf = io.BytesIO()
-            extra = {"compress_type": strategy} if strategy is not None else {}
-            band.save(buf, format="PNG", compress_level=6, **extra)
-            sizes[strategy] += buf.tell()
-    return sizes[_Z_RLE] <= sizes[None] * _RLE_MAX_OVER_DEFAULT
+    bands = [
+        img.crop((0, top, img.width, min(img.height, top + rows)))
+        for top in (img.height // 3, 2 * img.height // 3)
+    ]
+    rle = sum(len(_deflated(band, _Z_RLE)) for band in bands)
+    return rle <= sum(len(_deflated(band, None)) for band in bands) * _RLE_MAX_OVER_DEFAULT
 
 
 _Z_RLE = 3  # zlib.Z_RLE
