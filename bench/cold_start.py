@@ -97,17 +97,16 @@ client = openai.OpenAI()
 _marks["client made"] = _now()
 from PIL import Image
 img = Image.open(path)
-if img.format == "JPEG":
+fmt = "JPEG" if img.format == "JPEG" else "PNG"
+if fmt == "JPEG":
     img.draft("RGB", size)
 img = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
 buf = io.BytesIO()
-fmt = "JPEG" if img_format_is_jpeg(path) else "PNG"
 img.save(buf, fmt, quality=85)
 url = f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 _marks["image ready"] = _now()
 """ + ASK
 ip.user_ns["size"] = tuple(int(v) for v in sys.argv[3].split("x"))
-ip.user_ns["img_format_is_jpeg"] = lambda p: p.endswith(".jpg")
 BARE = """
 import base64, openai
 _marks["sdk imported"] = _now()
@@ -192,7 +191,7 @@ def answered(tree: Path, image: Path, way: str, base_url: str, size: tuple[int, 
 
 
 def sent_size(image: Path) -> tuple[int, int]:
-    """The size vision_magic sends ``image`` at to the bench's model (gpt-4o, detail auto), upright."""
+    """The size vision_magic sends ``image`` at to the bench's model (gpt-4o, detail auto)."""
     from PIL import Image
 
     sys.path.insert(0, str(ROOT))
